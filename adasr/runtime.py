@@ -1,0 +1,79 @@
+"""Device, precision, threads and seeds: the run-time choices every entry point shares (no global state is kept)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from typing import Iterator, Literal
+
+import numpy as np
+import torch
+
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None``/``"auto"`` → CUDA when ``torch.cuda.is_available()``, else CPU; otherwise the named device.
+
+    Raises ValueError with a readable message for an unknown or unavailable device.
+    """
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {device!r} (use 'cpu', 'cuda', 'cuda:N' or 'auto')") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but torch.cuda.is_available() is False; use --device cpu")
+    return dev
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """True when bf16 matrix work is fast on ``device``: CUDA with bf16, or a CPU with AVX512-BF16 or AMX."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        cpu = torch.cpu
+        for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+            fn = getattr(cpu, probe, None)
+            if fn is not None and fn():
+                return True
+    return False
+
+
+def resolve_precision(precision: Precision | str, device: torch.device) -> Literal["fp32", "bf16"]:
+    """``auto`` → bf16 where :func:`bf16_supported`, else fp32. Explicit values are kept (bf16 may then be slow)."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
+    if precision == "auto":
+        return "bf16" if bf16_supported(device) else "fp32"
+    return precision  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, precision: Literal["fp32", "bf16"]) -> Iterator[None]:
+    """``torch.autocast`` to bf16 when ``precision == 'bf16'``, a no-op for fp32."""
+    if precision == "bf16":
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+            yield
+    else:
+        yield
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (library code itself always uses explicit generators)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def default_threads() -> int:
+    """``ADASR_THREADS`` if set, else the number of CPUs this process may use."""
+    env = os.environ.get("ADASR_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)

@@ -1,0 +1,241 @@
+"""Training loop for the shipped SR model: seeded, resumable, EMA, bf16 autocast, optional data-parallel.
+
+Single process::
+
+    adasr train --out runs/sr_x4 --steps 8000
+
+Data-parallel (gloo on CPU, nccl on GPU; each rank draws its own crops, gradients are all-reduced, so every
+replica holds identical weights)::
+
+    torchrun --nproc_per_node=2 -m adasr.train --out runs/sr_x4 --steps 8000
+
+The run folder holds ``checkpoint.pt`` (model, EMA, optimiser, step, generator state; written every
+``checkpoint_every`` steps, so an interrupted run resumes where it stopped), ``log.jsonl`` and, at the end,
+``ema.safetensors`` (the EMA weights, state dict only) with ``config.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from .data import TRAIN_IMAGES, CropSampler
+from .runtime import autocast, resolve_device, resolve_precision
+from .srmodel import SRDiffusion, SRDiffusionConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of :func:`train`. ``batch_size`` is the global batch (split across ranks)."""
+
+    model: SRDiffusionConfig = field(default_factory=SRDiffusionConfig)
+    steps: int = 8000
+    batch_size: int = 16
+    crop: int = 64
+    lr: float = 5e-4
+    min_lr_ratio: float = 0.05
+    warmup: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    precision: str = "auto"
+    checkpoint_every: int = 250
+    log_every: int = 25
+    images: tuple[str, ...] = TRAIN_IMAGES
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["model"] = self.model.to_dict()
+        d["images"] = list(self.images)
+        return d
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to ``lr`` over ``warmup`` steps, then cosine decay to ``lr·min_lr_ratio`` at ``steps``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    p = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def ema_decay(step: int, cfg: TrainConfig) -> float:
+    """EMA decay ramp min(ema_decay, (1 + step)/(10 + step)), so early averages are not dominated by the init."""
+    return min(cfg.ema_decay, (1 + step) / (10 + step))
+
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def train(
+    cfg: TrainConfig,
+    out: str | Path,
+    *,
+    device: str | None = None,
+    progress: bool = True,
+    max_seconds: float | None = None,
+) -> Path:
+    """Train (or resume) into folder ``out``; returns the path of ``ema.safetensors`` (or of the checkpoint when
+    stopped early by ``max_seconds``). Under ``torchrun`` the process group is initialised here."""
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    world_env = int(os.environ.get("WORLD_SIZE", "1"))
+    dev = resolve_device(device)
+    if world_env > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        if dev.type == "cuda":
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    rank, world = _dist_info()
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the world size {world}")
+    precision = resolve_precision(cfg.precision, dev)
+    out.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    model = SRDiffusion(cfg.model).to(dev)
+    ema = SRDiffusion(cfg.model).to(dev)
+    ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
+    step = 0
+    ckpt_path = out / "checkpoint.pt"
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        if ck["config"] != cfg.to_dict():
+            raise ValueError(f"{ckpt_path} was written with another configuration; use a new --out folder")
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        gen.set_state(ck["generators"][rank] if rank < len(ck["generators"]) else ck["generators"][0])
+        step = int(ck["step"])
+    net: torch.nn.Module = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    sampler = CropSampler.from_names(cfg.images, cfg.crop)
+    local_batch = cfg.batch_size // world
+
+    def save_checkpoint() -> None:
+        gens = [gen.get_state()]
+        if world > 1:
+            gathered: list[torch.Tensor] = [torch.empty_like(gens[0]) for _ in range(world)]
+            dist.all_gather_object(gathered, gens[0])
+            gens = gathered
+        if rank == 0:
+            tmp = ckpt_path.with_suffix(".tmp")
+            torch.save(
+                {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
+                 "generators": gens, "config": cfg.to_dict()},
+                tmp,
+            )
+            tmp.replace(ckpt_path)
+
+    log = open(out / "log.jsonl", "a") if rank == 0 else None
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc="train", unit="step")
+    t0 = time.perf_counter()
+    running = 0.0
+    model.train()
+    while step < cfg.steps:
+        for g in opt.param_groups:
+            g["lr"] = learning_rate(step, cfg)
+        hr = sampler.sample(local_batch, gen).to(dev)
+        with autocast(dev, precision):
+            loss = model.training_loss(hr, gen, net)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        d = ema_decay(step, cfg)
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1 - d)
+        step += 1
+        running += float(loss.detach())
+        bar.update(1)
+        if step % cfg.log_every == 0:
+            if log is not None:
+                log.write(json.dumps({"step": step, "loss": running / cfg.log_every, "lr": learning_rate(step - 1, cfg),
+                                      "seconds": round(time.perf_counter() - t0, 1)}) + "\n")
+                log.flush()
+            bar.set_postfix(loss=f"{running / cfg.log_every:.4f}")
+            running = 0.0
+        stop = max_seconds is not None and time.perf_counter() - t0 > max_seconds
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop:
+            save_checkpoint()
+        if stop:
+            break
+    bar.close()
+    if log is not None:
+        log.close()
+    result = ckpt_path
+    if step >= cfg.steps and rank == 0:
+        state = {k: v.detach().float().cpu().contiguous() for k, v in ema.unet.state_dict().items()}
+        result = out / "ema.safetensors"
+        save_file(state, str(result))
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    if world > 1:
+        dist.barrier()
+    return result
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    p = parser or argparse.ArgumentParser(prog="adasr train", description="Train the ×4 residual diffusion SR model.")
+    d = TrainConfig()
+    p.add_argument("--out", required=True, help="run folder (checkpoints, log, final EMA weights); resumes if present")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--crop", type=int, default=d.crop)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=d.precision)
+    p.add_argument("--prediction-type", choices=("epsilon", "sample", "v_prediction"), default="sample")
+    p.add_argument("--no-residual", action="store_true", help="diffuse HR itself (plain SR3), not HR − up(LR)")
+    p.add_argument("--residual-scale", type=float, default=1.0)
+    p.add_argument("--channels", type=int, nargs="+", default=list(d.model.unet.channels))
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--device", default=None)
+    p.add_argument("--max-seconds", type=float, default=None, help="stop (and checkpoint) after this wall time")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    base = SRDiffusionConfig()
+    model = base.with_(
+        unet=type(base.unet)(**{**base.unet.to_dict(), "channels": tuple(a.channels)}),
+        prediction_type=a.prediction_type,
+        residual=not a.no_residual,
+        residual_scale=a.residual_scale,
+    )
+    return TrainConfig(model=model, steps=a.steps, batch_size=a.batch_size, crop=a.crop, lr=a.lr, seed=a.seed,
+                       precision=a.precision, checkpoint_every=a.checkpoint_every)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    torch.set_num_threads(int(os.environ.get("ADASR_THREADS", torch.get_num_threads())))
+    path = train(config_from_args(a), a.out, device=a.device, progress=not a.no_progress, max_seconds=a.max_seconds)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"wrote {path}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
