@@ -182,6 +182,14 @@ def train(
     bar.close()
     if log is not None:
         log.close()
+    digests = [_param_digest(model)]
+    if world > 1:
+        digests = [""] * world
+        dist.all_gather_object(digests, _param_digest(model))
+    if rank == 0:
+        (out / "replicas.json").write_text(json.dumps({"world_size": world, "step": step, "sha256": digests}))
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"data-parallel replicas diverged: {digests}")
     result = ckpt_path
     if step >= cfg.steps and rank == 0:
         state = {k: v.detach().float().cpu().contiguous() for k, v in ema.unet.state_dict().items()}
@@ -191,6 +199,16 @@ def train(
     if world > 1:
         dist.barrier()
     return result
+
+
+def _param_digest(model: torch.nn.Module) -> str:
+    """sha256 over every parameter's bytes: equal digests mean bit-identical replicas."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in model.parameters():
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

@@ -1,0 +1,59 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from adasr.models.unet import UNetConfig
+from adasr.srmodel import SRDiffusionConfig
+from adasr.train import TrainConfig, ema_decay, learning_rate, train
+
+TINY = TrainConfig(
+    model=SRDiffusionConfig(unet=UNetConfig(channels=(8, 16), num_res_blocks=1, time_dim=16, groups=4, heads=2)),
+    steps=4, batch_size=2, crop=16, warmup=2, checkpoint_every=2, log_every=1, precision="fp32",
+    images=("coins", "text"),
+)
+
+
+def test_schedules():
+    assert learning_rate(0, TINY) == pytest.approx(TINY.lr / 2)
+    assert learning_rate(TINY.steps, TINY) == pytest.approx(TINY.lr * TINY.min_lr_ratio)
+    assert ema_decay(0, TINY) == pytest.approx(0.1)
+    assert ema_decay(10**6, TINY) == TINY.ema_decay
+
+
+def test_train_then_resume_matches_uninterrupted(tmp_path):
+    full = train(TINY, tmp_path / "full", device="cpu", progress=False)
+    part = train(TINY, tmp_path / "part", device="cpu", progress=False, max_seconds=0.0)  # stops after 1 step
+    assert part.name == "checkpoint.pt"
+    assert torch.load(part, weights_only=False)["step"] == 1
+    resumed = train(TINY, tmp_path / "part", device="cpu", progress=False)
+    a, b = load_file(str(full)), load_file(str(resumed))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    log = [json.loads(line) for line in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+
+
+def test_resume_refuses_other_config(tmp_path):
+    train(TINY, tmp_path / "r", device="cpu", progress=False, max_seconds=0.0)
+    other = TrainConfig(**{**TINY.__dict__, "lr": 1e-3})
+    with pytest.raises(ValueError, match="another configuration"):
+        train(other, tmp_path / "r", device="cpu", progress=False)
+
+
+def test_torchrun_two_cpu_processes_keep_identical_replicas(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ADASR_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "adasr.train", "--out", str(tmp_path / "ddp"), "--steps", "3", "--batch-size", "4", "--crop", "16",
+           "--channels", "8", "16", "--precision", "fp32", "--no-progress"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rep = json.loads((tmp_path / "ddp" / "replicas.json").read_text())
+    assert rep["world_size"] == 2 and rep["step"] == 3
+    assert rep["sha256"][0] == rep["sha256"][1]
+    assert (tmp_path / "ddp" / "ema.safetensors").exists()
