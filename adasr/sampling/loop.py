@@ -91,7 +91,12 @@ def sample_tiles(
             raise ValueError(f"tile {k}: timesteps must be a non-empty descending list in [0, {T}), got {ts}")
         states.append(TileState(k, list(ts), x_t=noise[k]))
     cost = CostCounter()
-    macs_per_tile = unet_macs(model.unet, (1, 3, grid.tile_h, grid.tile_w))
+    # MACs of one tile-evaluation, counted once per tile shape and kept on the model instance.
+    macs_cache: dict = model.__dict__.setdefault("_macs_per_tile", {})
+    shape = (grid.tile_h, grid.tile_w)
+    if shape not in macs_cache:
+        macs_cache[shape] = unet_macs(model.unet, (1, 3, *shape))
+    macs_per_tile = macs_cache[shape]
     trace_rows: list[dict] = []
     bar = None
     if progress:
