@@ -10,7 +10,8 @@ replica holds identical weights)::
     torchrun --nproc_per_node=2 -m adasr.train --out runs/sr_x4 --steps 8000
 
 The run folder holds ``checkpoint.pt`` (model, EMA, optimiser, step, generator state; written every
-``checkpoint_every`` steps, so an interrupted run resumes where it stopped), ``log.jsonl`` and, at the end,
+``checkpoint_every`` steps, so an interrupted run resumes where it stopped; only ``--steps`` may differ on resume,
+the learning-rate schedule then follows the new total), ``log.jsonl`` and, at the end,
 ``ema.safetensors`` (the EMA weights, state dict only) with ``config.json``.
 """
 
@@ -116,7 +117,14 @@ def train(
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
-        if ck["config"] != cfg.to_dict():
+        saved = dict(ck["config"])
+        if saved.get("steps") != cfg.steps and rank == 0:
+            # Only the run length may change on resume (the cosine schedule is then recomputed for the new total).
+            with open(out / "log.jsonl", "a") as f:
+                f.write(json.dumps({"event": "resume", "step": int(ck["step"]), "steps_before": saved.get("steps"),
+                                    "steps_now": cfg.steps}) + "\n")
+        saved["steps"] = cfg.steps
+        if saved != cfg.to_dict():
             raise ValueError(f"{ckpt_path} was written with another configuration; use a new --out folder")
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])

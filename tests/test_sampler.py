@@ -1,0 +1,125 @@
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from adasr.diffusion.schedulers import DDIMScheduler
+from adasr.models.unet import UNetConfig
+from adasr.sampling.loop import make_scheduler, sample_tiles
+from adasr.sampling.policies import CONTINUE, STOP, Decision, UniformDDIM, spaced_timesteps
+from adasr.srmodel import SRDiffusion, SRDiffusionConfig
+from adasr.upscaling import upscale, upscale_tensor
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    cfg = SRDiffusionConfig(unet=UNetConfig(channels=(8, 16), num_res_blocks=1, time_dim=16, groups=4, heads=2))
+    return SRDiffusion(cfg).eval()
+
+
+def test_spaced_timesteps_match_diffusers_rules():
+    assert spaced_timesteps(10, 1000, "linspace") == [999, 888, 777, 666, 555, 444, 333, 222, 111, 0]
+    assert spaced_timesteps(10, 1000, "leading") == list(range(900, -1, -100))
+    assert spaced_timesteps(10, 1000, "trailing") == list(range(999, 0, -100))
+    for spacing in ("linspace", "leading", "trailing"):
+        s = DDIMScheduler(timestep_spacing=spacing)
+        s.set_timesteps(7)
+        assert spaced_timesteps(7, 1000, spacing) == s.timesteps.tolist()
+
+
+def test_single_tile_equals_plain_ddim_loop(model):
+    """An image that fits one tile is a batch of one: the loop must equal the textbook scheduler loop."""
+    cond = torch.rand(1, 3, 32, 32) * 2 - 1
+    res = sample_tiles(model, cond, policy=UniformDDIM(6), tile=64, seed=3)
+    assert len(res.grid) == 1 and res.cost.tile_evaluations == 6 and res.cost.unet_calls == 6
+    sched = make_scheduler(model)
+    sched.set_timesteps(timesteps=spaced_timesteps(6, 1000))
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        for t in sched.timesteps:
+            out = sched.step(model.unet(x, int(t), cond), int(t), x)
+            x = out.prev_sample
+    torch.testing.assert_close(res.x0, x, atol=1e-5, rtol=0)
+
+
+def test_uniform_cost_accounting(model):
+    cond = torch.zeros(1, 3, 64, 112)
+    res = sample_tiles(model, cond, policy=UniformDDIM(4), tile=64, overlap=16)
+    assert len(res.grid) == 2
+    assert res.iterations == 4 and res.cost.unet_calls == 4 and res.cost.tile_evaluations == 8
+    assert res.cost.macs == 8 * model.__dict__["_macs_per_tile"][(64, 64)] > 0
+    assert [s.evaluations for s in res.tiles] == [4, 4]
+
+
+@dataclass(frozen=True)
+class PerTile:
+    """Tile k gets k+3 steps; optionally stop tile 0 after its first step, or restride tile 1."""
+
+    stop_first: bool = False
+    restride: bool = False
+    name: str = "per-tile"
+
+    def plan(self, cond_tiles, T):
+        return [spaced_timesteps(k + 3, T) for k in range(cond_tiles.shape[0])]
+
+    def decide(self, tile, x0_new, x0_old):
+        if self.stop_first and tile.index == 0:
+            return STOP
+        if self.restride and tile.index == 1 and tile.position == 0:
+            return Decision(remaining=(0,))
+        return CONTINUE
+
+
+def test_per_tile_schedules_are_executed(model):
+    cond = torch.zeros(1, 3, 64, 160)  # 3 tiles
+    res = sample_tiles(model, cond, policy=PerTile(), tile=64, overlap=16)
+    assert [s.evaluations for s in res.tiles] == [3, 4, 5]
+    assert res.cost.tile_evaluations == 12 and res.cost.unet_calls == 5 and res.iterations == 5
+
+
+def test_stop_keeps_clean_estimate_and_restride(model):
+    cond = torch.rand(1, 3, 64, 160) * 2 - 1
+    res = sample_tiles(model, cond, policy=PerTile(stop_first=True, restride=True), tile=64, overlap=16, trace=True)
+    assert [s.evaluations for s in res.tiles] == [1, 2, 5]
+    assert res.tiles[1].timesteps == [999, 0]
+    # tile 0 stopped after t = 999 → 499: it keeps x̂0 (within the clip range), not its still-noisy x_499
+    assert torch.equal(res.tile_x0[0], res.tiles[0].x0)
+    assert res.tiles[0].x_t.abs().max() > 1.5 * res.tile_x0[0].abs().max()
+    assert sum(r["stopped"] for r in res.trace) == 3
+
+
+def test_bad_plans_raise(model):
+    @dataclass(frozen=True)
+    class Bad:
+        name: str = "bad"
+
+        def plan(self, cond_tiles, T):
+            return [[5, 10]]
+
+        def decide(self, *a):
+            return CONTINUE
+
+    with pytest.raises(ValueError, match="descending"):
+        sample_tiles(model, torch.zeros(1, 3, 32, 32), policy=Bad())
+
+
+@pytest.mark.parametrize("h,w", [(5, 7), (16, 16), (9, 30)])
+def test_upscale_any_size_and_seed(model, h, w):
+    x = torch.rand(1, 3, h, w) * 2 - 1
+    y, rep, _ = upscale_tensor(x, steps=2, model=model, precision="fp32", seed=1)
+    assert y.shape == (1, 3, 4 * h, 4 * w) and y.abs().max() <= 1
+    assert rep.output_size == (4 * h, 4 * w) and rep.tile_evaluations == 2 * rep.tiles
+    y2, _, _ = upscale_tensor(x, steps=2, model=model, precision="fp32", seed=1)
+    y3, _, _ = upscale_tensor(x, steps=2, model=model, precision="fp32", seed=2)
+    assert torch.equal(y, y2) and not torch.equal(y, y3)
+
+
+def test_upscale_uint8_api_and_errors(model):
+    img = (torch.rand(8, 12, 3) * 255).to(torch.uint8).numpy()
+    out = upscale(img, steps=1, model=model, precision="fp32")
+    assert out.shape == (32, 48, 3) and out.dtype.name == "uint8"
+    with pytest.raises(ValueError, match="uint8"):
+        upscale(img.astype("float32"), model=model)
+    with pytest.raises(ValueError, match="steps"):
+        upscale(img, steps=0, model=model)
