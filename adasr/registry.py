@@ -74,6 +74,7 @@ def register(
     file = f"{name}.safetensors"
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in state_dict.items()}
     save_file(tensors, str(weights_dir / file))
+    (weights_dir / file).chmod(0o644)  # safetensors writes 0600; shipped files must be readable by everyone
     reg = read_registry(weights_dir)
     e = {"file": file, "sha256": sha256_file(weights_dir / file), "bytes": (weights_dir / file).stat().st_size,
          "config": config, **info}
