@@ -1,0 +1,14 @@
+"""Figures. Every function returns a matplotlib ``Figure`` built from data it is given (no training or sampling
+inside); notebooks save it with :func:`savefig` into ``figures/NN_name.png``. Tests check the plotted data.
+
+* :mod:`adasr.viz.common`    — ``savefig`` and image helpers
+* :mod:`adasr.viz.diffusion` — forward process, schedules, toy DDPM (notebook 01)
+* :mod:`adasr.viz.sr`        — sampler curves, SR grids, colour cast, seams (notebooks 02–03)
+* :mod:`adasr.viz.compare`   — the CLI's input / bicubic / adasr comparison figure
+"""
+
+from __future__ import annotations
+
+from .common import as_display, savefig
+
+__all__ = ["savefig", "as_display"]
