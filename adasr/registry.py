@@ -65,19 +65,22 @@ def register(
     *,
     config: dict[str, Any],
     weights_dir: Path = WEIGHTS_DIR,
+    dtype: torch.dtype = torch.float32,
     **info: Any,
 ) -> dict[str, Any]:
-    """Save ``state_dict`` as ``{name}.safetensors`` and record it (sha256, bytes, config, extra ``info``)."""
+    """Save ``state_dict`` as ``{name}.safetensors`` (floating tensors stored as ``dtype``; ``load_state_dict`` into a
+    float32 module casts them back) and record it (sha256, bytes, dtype, config, extra ``info``)."""
     from safetensors.torch import save_file
 
     weights_dir.mkdir(parents=True, exist_ok=True)
     file = f"{name}.safetensors"
-    tensors = {k: v.detach().float().cpu().contiguous() for k, v in state_dict.items()}
+    tensors = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).cpu().contiguous()
+               for k, v in state_dict.items()}
     save_file(tensors, str(weights_dir / file))
     (weights_dir / file).chmod(0o644)  # safetensors writes 0600; shipped files must be readable by everyone
     reg = read_registry(weights_dir)
     e = {"file": file, "sha256": sha256_file(weights_dir / file), "bytes": (weights_dir / file).stat().st_size,
-         "config": config, **info}
+         "dtype": str(dtype).replace("torch.", ""), "config": config, **info}
     reg[name] = e
     (weights_dir / REGISTRY_FILE).write_text(json.dumps(reg, indent=2, sort_keys=True) + "\n")
     return e

@@ -28,6 +28,10 @@ def main() -> None:
     p.add_argument("--command", required=True, help="the exact training command, recorded in the registry")
     p.add_argument("--from-checkpoint", action="store_true")
     p.add_argument("--steps", type=int, default=None, help="sampler steps for the metrics (default: package default)")
+    p.add_argument("--fp16", action="store_true", help="store the weights in float16 (half the bytes)")
+    p.add_argument("--no-metrics", action="store_true", help="skip 'adasr bench quality' (for small teaching foils)")
+    p.add_argument("--description", default="×4 residual diffusion SR UNet (EMA weights), trained on scikit-image's "
+                   "bundled photos; astronaut, camera and moon held out")
     a = p.parse_args()
     if a.from_checkpoint:
         ck = torch.load(a.run / "checkpoint.pt", map_location="cpu", weights_only=False)
@@ -43,14 +47,24 @@ def main() -> None:
     log = [json.loads(line) for line in (a.run / "log.jsonl").read_text().splitlines()]
     model_cfg = SRDiffusionConfig.from_dict(cfg["model"]).to_dict()
     training = {k: v for k, v in cfg.items() if k != "model"}
-    training.update({"trained_steps": trained_steps, "final_loss_mean_last_100": sum(r["loss"] for r in log[-4:]) / len(log[-4:]),
-                     "wall_seconds": log[-1]["seconds"] if log else None,
+    rows = [r for r in log if "loss" in r]
+    events = [r for r in log if "event" in r]
+    wall, last = 0.0, 0.0
+    for r in log:  # "seconds" restarts from 0 after each resume
+        if "event" in r:
+            wall, last = wall + last, 0.0
+        else:
+            last = r["seconds"]
+    training.update({"trained_steps": trained_steps,
+                     "final_loss_mean_last_100": sum(r["loss"] for r in rows[-4:]) / max(1, len(rows[-4:])),
+                     "wall_seconds": round(wall + last, 1), "resumes": events,
                      "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
                      "torch": torch.__version__})
-    register(a.name, state, config=model_cfg, command=a.command, training=training,
-             description="×4 residual diffusion SR UNet (EMA weights), trained on scikit-image's bundled photos; "
-                         "astronaut, camera and moon held out",
+    register(a.name, state, config=model_cfg, command=a.command, training=training, description=a.description,
+             dtype=torch.float16 if a.fp16 else torch.float32,
              licence="MIT (this project); trained only on scikit-image's bundled images")
+    if a.no_metrics:
+        return
     r = quality(steps=a.steps)
     reg = read_registry()
     reg[a.name]["metrics_at_save"] = {"benchmark": "adasr bench quality", "steps": r["steps"], "mean": r["mean"],
