@@ -69,10 +69,11 @@ def seed_everything(seed: int) -> None:
 
 
 def default_threads() -> int:
-    """``ADASR_THREADS`` if set, else the number of CPUs this process may use."""
-    env = os.environ.get("ADASR_THREADS")
-    if env:
-        return max(1, int(env))
+    """``ADASR_THREADS`` if set, else ``OMP_NUM_THREADS``, else the number of CPUs this process may use."""
+    for var in ("ADASR_THREADS", "OMP_NUM_THREADS"):
+        env = os.environ.get(var, "").strip()
+        if env.isdigit() and int(env) > 0:
+            return int(env)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux
