@@ -27,14 +27,18 @@ TARGET_SPEED_SECONDS = 10.0
 
 def quality(
     *, steps: int | None = None, seed: int = 0, device: str | None = None, precision: str = "auto",
-    crop: int = 256, tile: int = 64, overlap: int = 16, progress: bool = False,
+    crop: int = 256, tile: int | None = None, overlap: int | None = None, progress: bool = False,
 ) -> dict[str, Any]:
     """Per-image and mean PSNR(Y, shave 4) / SSIM(Y, shave 4) / LPIPS of bicubic and of the shipped model."""
     from .lpips import lpips_distance
     from .metrics import psnr_y, ssim_y
     from .upscaling import DEFAULT_STEPS, load_pretrained, upscale_tensor
 
+    from .defaults import DEFAULT_OVERLAP, DEFAULT_TILE
+
     steps = steps or DEFAULT_STEPS
+    tile = tile or DEFAULT_TILE
+    overlap = DEFAULT_OVERLAP if overlap is None else overlap
     dev = resolve_device(device)
     model = load_pretrained(device=dev)
     rows = []
@@ -53,7 +57,8 @@ def quality(
             for arm in ("bicubic", "adasr")}
     gain = mean["adasr"]["psnr_y"] - mean["bicubic"]["psnr_y"]
     return {
-        "benchmark": "quality", "steps": steps, "seed": seed, "crop": crop, "device": str(dev),
+        "benchmark": "quality", "steps": steps, "seed": seed, "crop": crop, "tile": tile, "overlap": overlap,
+        "device": str(dev),
         "precision": resolve_precision(precision, dev), "images": rows, "mean": mean,
         "psnr_gain_db": gain,
         "targets": {"psnr_gain_db": TARGET_PSNR_GAIN_DB, "lpips": TARGET_LPIPS,
@@ -85,7 +90,9 @@ def speed(
     lr = downscale(to_tensor(hr), 4)
     prec = resolve_precision(precision, dev)
     arms: dict[str, dict[str, Any]] = {}
-    configs = [("tiled", 64, 16)] + ([("whole", 4 * size, 0)] if whole else [])
+    from .defaults import DEFAULT_OVERLAP, DEFAULT_TILE
+
+    configs = [("tiled", DEFAULT_TILE, DEFAULT_OVERLAP)] + ([("whole", 4 * size, 0)] if whole else [])
     for arm, tile, overlap in configs:
         reports = []
 
@@ -111,7 +118,7 @@ def speed(
 
 def format_quality(r: dict[str, Any]) -> str:
     lines = [f"quality: held-out {r['crop']}×{r['crop']} centre crops, ×4, DDIM-{r['steps']} (η=0, seed {r['seed']}), "
-             f"{r['device']}/{r['precision']}",
+             f"tiles {r['tile']}/overlap {r['overlap']}, {r['device']}/{r['precision']}",
              "PSNR and SSIM on Y (BT.601), shave 4; LPIPS AlexNet v0.1 (lower is better)",
              f"{'image':<10} {'arm':<8} {'PSNR-Y':>8} {'SSIM-Y':>8} {'LPIPS':>7}"]
     for row in r["images"] + [{"image": "mean", **r["mean"]}]:

@@ -23,6 +23,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
+from .defaults import DEFAULT_OVERLAP, DEFAULT_STEPS, DEFAULT_TILE
+
 #: Subcommands implemented in their own modules, imported only when used: name → (module, one-line help).
 _DELEGATED = {
     "train": ("adasr.train", "train the ×4 diffusion SR model (see: adasr train -h)"),
@@ -60,15 +62,15 @@ def add_upscale_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser
     p.add_argument("input", metavar="IN", help="image to upscale (PNG, JPEG, WebP, TIFF, BMP, GIF…)")
     p.add_argument("-o", "--output", metavar="OUT", required=True,
                    help="where to write the ×4 image; the extension picks the format (.png keeps 16 bits and alpha)")
-    p.add_argument("--steps", type=_int_at_least(1), default=10, help="sampling steps (default: 10)")
+    p.add_argument("--steps", type=_int_at_least(1), default=DEFAULT_STEPS, help=f"sampling steps (default: {DEFAULT_STEPS})")
     p.add_argument("--seed", type=int, default=0, help="random seed; equal seeds give equal outputs (default: 0)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto uses bf16 where the hardware is fast at it (default: auto)")
-    p.add_argument("--tile", type=_int_at_least(8), default=64,
-                   help="tile size in output pixels; smaller uses less memory (default: 64)")
-    p.add_argument("--overlap", type=_int_at_least(0), default=16,
-                   help="overlap between neighbouring tiles in output pixels (default: 16)")
+    p.add_argument("--tile", type=_int_at_least(8), default=DEFAULT_TILE,
+                   help="tile size in output pixels; smaller uses less memory (default: %(default)s)")
+    p.add_argument("--overlap", type=_int_at_least(0), default=DEFAULT_OVERLAP,
+                   help="overlap between neighbouring tiles in output pixels (default: %(default)s)")
     p.add_argument("--report", metavar="FILE", help="also write a JSON report (work done, timing, sizes)")
     p.add_argument("--compare", metavar="FIG.png",
                    help="also write a figure: nearest ×4, bicubic ×4 and adasr side by side")

@@ -17,11 +17,12 @@ from .data import to_tensor, to_uint8, upscale_bicubic
 from .registry import entry, load_state_dict
 from .runtime import resolve_device, resolve_precision
 from .sampling.loop import SampleResult, sample_tiles
+from .defaults import DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_STEPS, DEFAULT_TILE
 from .sampling.policies import Policy, UniformDDIM
 from .srmodel import SRDiffusion, SRDiffusionConfig
 
-DEFAULT_MODEL = "sr_x4"
-DEFAULT_STEPS = 10
+__all__ = ["DEFAULT_MODEL", "DEFAULT_STEPS", "UpscaleReport", "estimate_memory_bytes", "load_pretrained", "upscale",
+           "upscale_tensor"]
 
 
 def load_pretrained(name: str = DEFAULT_MODEL, device: str | torch.device | None = None) -> SRDiffusion:
@@ -60,7 +61,9 @@ class UpscaleReport:
         return d
 
 
-def estimate_memory_bytes(h: int, w: int, *, tile: int = 64, overlap: int = 16, max_batch: int = 64) -> int:
+def estimate_memory_bytes(
+    h: int, w: int, *, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, max_batch: int = 64
+) -> int:
     """Rough peak memory (bytes) to upscale an h×w LR image ×4: whole-image float32 buffers (condition, noise,
     merge sums: about 13 channels of the output size), per-tile states (4 tensors of 3 channels per tile) and the
     UNet activations of one batch (about 40 channels of 32-bit floats per tile pixel, measured order of magnitude)."""
@@ -80,8 +83,8 @@ def upscale_tensor(
     steps: int = DEFAULT_STEPS,
     seed: int = 0,
     policy: Policy | None = None,
-    tile: int = 64,
-    overlap: int = 16,
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
     eta: float = 0.0,
     device: str | torch.device | None = None,
     precision: str = "auto",

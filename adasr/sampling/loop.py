@@ -23,6 +23,7 @@ from ..diffusion.schedulers import DDIMScheduler
 from ..runtime import autocast
 from ..srmodel import SRDiffusion
 from .policies import Policy, TileState, UniformDDIM
+from ..defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from .tiles import MergeMode, TileGrid
 
 
@@ -55,8 +56,8 @@ def sample_tiles(
     cond: torch.Tensor,
     *,
     policy: Policy | None = None,
-    tile: int = 64,
-    overlap: int = 16,
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
     merge: MergeMode = "gaussian",
     seed: int = 0,
     eta: float = 0.0,
