@@ -17,8 +17,8 @@ input (Pillow mode)          what the model sees              written back as
 16-bit RGB / RGBA / LA PNG   full 16-bit precision            16-bit PNG of the same type
 ===========================  ===============================  ==================================
 
-Pillow decodes 16-bit colour PNGs to 8 bits, so those are decoded here (a small numpy PNG reader, all five row
-filters and Adam7 interlacing) and written by a numpy PNG writer. A colour key (``tRNS``) becomes an alpha channel.
+Pillow decodes 16-bit colour PNGs to 8 bits and cannot write them, so those are read and written with pypng (a
+pure-Python PNG codec). A colour key (``tRNS``) becomes an alpha channel.
 
 :func:`check_output` validates a destination *before* any model work (folder exists and is writable, the extension
 is a format Pillow writes, the format can hold transparency when needed); :func:`write_image` writes atomically
@@ -41,9 +41,12 @@ from pathlib import Path
 from typing import IO, Callable
 
 import numpy as np
+import png  # pypng
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 
 #: Smallest accepted side of an input image, in pixels. Below this there is too little context for the model to
 #: add detail (bicubic is as good), and a 1×1 "image" is almost always a mistake.
@@ -54,7 +57,6 @@ SCALE = 4
 SUGGESTED_SUFFIXES = ".png, .jpg, .webp, .tif or .bmp"
 #: Extra ``Image.save`` options per format (the defaults for JPEG/WebP throw away much of the added detail).
 _SAVE_OPTIONS: dict[str, dict[str, object]] = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95}}
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _EXIF_ORIENTATION = 0x0112
 
 
@@ -159,7 +161,7 @@ def available_memory_bytes() -> int:
     return int(avail)
 
 
-def estimate_upscale_bytes(h: int, w: int, *, tile: int = 64, overlap: int = 16) -> int:
+def estimate_upscale_bytes(h: int, w: int, *, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP) -> int:
     """Peak memory of upscaling an h×w input (delegates to :func:`adasr.upscaling.estimate_memory_bytes`)."""
     from .upscaling import estimate_memory_bytes
 
@@ -170,8 +172,8 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
-def ensure_fits_in_memory(h: int, w: int, *, tile: int = 64, overlap: int = 16, name: str = "the image",
-                 available: int | None = None) -> None:
+def ensure_fits_in_memory(h: int, w: int, *, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
+                          name: str = "the image", available: int | None = None) -> None:
     """Raise :class:`ImageError` when upscaling an h×w input would need more memory than is available; the
     message gives both amounts and the largest square piece that would fit."""
     need = estimate_upscale_bytes(h, w, tile=tile, overlap=overlap)
@@ -192,8 +194,8 @@ def ensure_fits_in_memory(h: int, w: int, *, tile: int = 64, overlap: int = 16, 
 
 
 # --------------------------------------------------------------------------------------------------------------- read
-def read_image(path: str | os.PathLike[str], *, tile: int = 64, overlap: int = 16, check_memory: bool = True,
-               min_side: int = MIN_SIDE) -> LoadedImage:
+def read_image(path: str | os.PathLike[str], *, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
+               check_memory: bool = True, min_side: int = MIN_SIDE) -> LoadedImage:
     """Open, validate and fully decode an image file for the ×4 model (see the module docstring).
 
     Raises :class:`ImageError` (one line, saying what to do) for a missing file, a folder, an unreadable file, a
@@ -238,12 +240,12 @@ def read_image(path: str | os.PathLike[str], *, tile: int = 64, overlap: int = 1
         orientation = _orientation(im)
         # An ICC profile still describes the output unless the colours are converted (CMYK, YCbCr, LAB … → RGB).
         icc = None if im.mode in ("CMYK", "YCbCr", "LAB", "HSV") else im.info.get("icc_profile")
-        header = _png_header(p) if fmt == "PNG" else None
-        if header is not None and header[2] == 16 and header[3] in _PNG16_CHANNELS:
-            arr, alpha, mode = _read_png16_colour(p, header)
+        png16 = _read_png16_colour(p) if fmt == "PNG" else None
+        if png16 is not None:
+            arr, alpha, mode = png16
             arr = _orient_array(arr, orientation)
             alpha = None if alpha is None else _orient_array(alpha, orientation)
-            gray, depth = header[3] == 4, 16
+            gray, depth = mode == "LA;16", 16
         else:
             if orientation != 1:
                 im = ImageOps.exif_transpose(im)
@@ -358,138 +360,60 @@ def _loaded(arr: np.ndarray, alpha: np.ndarray | None, *, gray: bool, depth: int
                        icc_profile=icc)
 
 
-# ------------------------------------------------------------------------------------------ 16-bit colour PNG (numpy)
-#: PNG colour type → channels, for the 16-bit types Pillow reduces to 8 bits (gray+alpha, RGB, RGBA).
-_PNG16_CHANNELS = {4: 2, 2: 3, 6: 4}
-_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+# ------------------------------------------------------------------------------------------ 16-bit colour PNG (pypng)
+#: PNG colour type → our mode name, for the 16-bit types Pillow reduces to 8 bits (gray+alpha, RGB, RGBA).
+_PNG16_MODES = {4: "LA;16", 2: "RGB;16", 6: "RGBA;16"}
+#: What pypng raises for a damaged file (FormatError/ChunkError are png.Error; rows are decoded lazily, so a short or
+#: corrupt stream can also surface as a zlib, struct, index or value error while they are read).
+_PNG_ERRORS = (png.Error, zlib.error, EOFError, struct.error, ValueError, IndexError)
 
 
-def _png_header(p: Path) -> tuple[int, int, int, int, int] | None:
-    """(width, height, bit depth, colour type, interlace) from a PNG's IHDR, or None if not a PNG."""
+def _read_png16_colour(p: Path) -> tuple[np.ndarray, np.ndarray | None, str] | None:
+    """A 16-bit gray+alpha/RGB/RGBA PNG decoded by pypng: (uint16 colour (H, W) or (H, W, 3), alpha or None, mode),
+    or None for any other PNG (Pillow decodes those exactly). An RGB colour key (``tRNS``) becomes the alpha.
+
+    ``read()``, not ``asDirect()``: asDirect would shift the samples down to the depth an ``sBIT`` chunk names,
+    and the colour key is expanded here by :func:`_color_key_alpha`, as for 8-bit images.
+    """
     with open(p, "rb") as fh:
-        head = fh.read(33)
-    if len(head) < 33 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
-        return None
-    w, h, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", head[16:29])
-    return w, h, depth, color, interlace
-
-
-def _read_png16_colour(p: Path, header: tuple[int, int, int, int, int]) -> tuple[np.ndarray, np.ndarray | None, str]:
-    try:
-        arr, key = _png16_decode(p.read_bytes(), header)
-    except (zlib.error, struct.error, ValueError, IndexError) as exc:
-        raise ImageError(f"{p} is truncated or corrupt ({_one_line(exc)}); re-export or re-download it") from None
-    color = header[3]
-    if color == 2:  # RGB, maybe with a colour key
-        return arr, _color_key_alpha(arr, key, 65535), "RGB;16"
-    return arr[:, :, :-1] if color == 6 else arr[:, :, 0], arr[:, :, -1], "RGBA;16" if color == 6 else "LA;16"
-
-
-def _png16_decode(data: bytes, header: tuple[int, int, int, int, int]) -> tuple[np.ndarray, tuple[int, ...] | None]:
-    """Decode a 16-bit gray+alpha/RGB/RGBA PNG → (uint16 (H, W, C), tRNS colour key or None)."""
-    w, h, _, color, interlace = header
-    channels = _PNG16_CHANNELS[color]
-    pos, idat, key = 8, [], None
-    while pos + 8 <= len(data):
-        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
-        if pos + 12 + length > len(data):
-            raise ValueError(f"chunk {ctype!r} is cut short")
-        body = data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
-        if ctype == b"IDAT":
-            idat.append(body)
-        elif ctype == b"tRNS" and color == 2 and length >= 6:
-            key = struct.unpack(">HHH", body[:6])
-        elif ctype == b"IEND":
-            break
-    raw = zlib.decompress(b"".join(idat))
-    bpp = 2 * channels
-    out = np.zeros((h, w * bpp), np.uint8)
-    if interlace == 0:
-        out[:], _ = _unfilter(raw, 0, h, w * bpp, bpp)
-    else:
-        view = out.reshape(h, w, bpp)
-        offset = 0
-        for x0, y0, dx, dy in _ADAM7:
-            pw, ph = (w - x0 + dx - 1) // dx, (h - y0 + dy - 1) // dy
-            if pw <= 0 or ph <= 0:
-                continue
-            rows, offset = _unfilter(raw, offset, ph, pw * bpp, bpp)
-            view[y0::dy, x0::dx] = rows.reshape(ph, pw, bpp)
-    return out.view(">u2").astype(np.uint16).reshape(h, w, channels), key
-
-
-def _unfilter(raw: bytes, offset: int, rows: int, stride: int, bpp: int) -> tuple[np.ndarray, int]:
-    """Undo PNG row filters for ``rows`` rows of ``stride`` bytes starting at ``raw[offset]``."""
-    if offset + rows * (stride + 1) > len(raw):
-        raise ValueError("image data is cut short")
-    out = np.empty((rows, stride), np.uint8)
-    prev = np.zeros(stride, np.uint8)
-    for y in range(rows):
-        ft = raw[offset]
-        line = np.frombuffer(raw, np.uint8, stride, offset + 1)
-        offset += stride + 1
-        if ft == 0:
-            cur = line.copy()
-        elif ft == 1:  # Sub: running sum along the row, per byte position within a pixel (uint8 wraps mod 256)
-            cur = np.cumsum(line.reshape(-1, bpp), axis=0, dtype=np.uint8).reshape(-1)
-        elif ft == 2:  # Up
-            cur = line + prev
-        elif ft in (3, 4):  # Average / Paeth depend on the reconstructed left neighbour: sequential
-            cur = np.frombuffer(_unfilter_sequential(ft, line.tobytes(), prev.tobytes(), bpp), np.uint8)
-        else:
-            raise ValueError(f"unknown PNG filter type {ft}")
-        out[y] = cur
-        prev = out[y]
-    return out, offset
-
-
-def _unfilter_sequential(ft: int, line: bytes, prev: bytes, bpp: int) -> bytes:
-    cur = bytearray(len(line))
-    if ft == 3:
-        for i in range(len(line)):
-            left = cur[i - bpp] if i >= bpp else 0
-            cur[i] = (line[i] + ((left + prev[i]) >> 1)) & 0xFF
-        return bytes(cur)
-    for i in range(len(line)):
-        a = cur[i - bpp] if i >= bpp else 0
-        b = prev[i]
-        c = prev[i - bpp] if i >= bpp else 0
-        pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
-        cur[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
-    return bytes(cur)
-
-
-def _png_chunk(ctype: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body) & 0xFFFFFFFF)
+        head = fh.read(26)  # signature, IHDR length and type, width, height, then bit depth and colour type
+        if len(head) < 26 or head[24] != 16 or head[25] not in _PNG16_MODES:
+            return None  # another PNG: Pillow's decoding stands, whatever pypng would make of it
+        fh.seek(0)
+        try:
+            w, h, rows, info = png.Reader(file=fh).read()
+            samples = np.frombuffer(b"".join(rows), np.uint16)  # pypng's rows: array("H"), native byte order
+        except _PNG_ERRORS as exc:
+            raise ImageError(f"{p} is truncated or corrupt ({_one_line(exc)}); re-export or re-download it") from None
+    planes = info["planes"]
+    if samples.size != h * w * planes:  # pypng stops quietly where the compressed stream ends early
+        raise ImageError(f"{p} is truncated or corrupt (image data is cut short); re-export or re-download it")
+    arr, mode = samples.reshape(h, w, planes), _PNG16_MODES[head[25]]
+    if planes == 3:
+        return arr, _color_key_alpha(arr, info.get("transparent"), 65535), mode
+    return arr[:, :, :-1] if planes == 4 else arr[:, :, 0], arr[:, :, -1], mode
 
 
 def encode_png16(arr: np.ndarray, icc_profile: bytes | None = None) -> bytes:
-    """A 16-bit PNG from uint16 (H, W) gray, (H, W, 2) gray+alpha, (H, W, 3) RGB or (H, W, 4) RGBA.
+    """A 16-bit PNG, written by pypng, from uint16 (H, W) gray, (H, W, 2) gray+alpha, (H, W, 3) RGB or (H, W, 4) RGBA.
 
-    Each row uses whichever of the None/Sub/Up filters gives the smallest sum of absolute residuals.
+    pypng cannot write an ICC profile, so ``icc_profile`` is added as an ``iCCP`` chunk right after ``IHDR`` (the PNG
+    specification wants it before the image data), with pypng's own chunk reader and writer.
     """
     if arr.dtype != np.uint16:
         raise ValueError(f"encode_png16 takes uint16 pixels, got {arr.dtype}")
-    a = arr[:, :, None] if arr.ndim == 2 else arr
-    h, w, c = a.shape
-    color = {1: 0, 2: 4, 3: 2, 4: 6}[c]
-    bpp = 2 * c
-    rows = np.ascontiguousarray(a.astype(">u2")).view(np.uint8).reshape(h, w * bpp)
-    sub = rows.copy()
-    sub[:, bpp:] -= rows[:, :-bpp]
-    up = rows.copy()
-    up[1:] -= rows[:-1]
-    cands = np.stack([rows, sub, up])  # (3, h, stride)
-    cost = np.abs(cands.view(np.int8).astype(np.int32)).sum(axis=2)  # (3, h)
-    best = cost.argmin(axis=0)
-    filtered = cands[best, np.arange(h)]
-    raw = np.concatenate([best.astype(np.uint8)[:, None], filtered], axis=1).tobytes()
-    out = [_PNG_SIGNATURE, _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color, 0, 0, 0))]
-    if icc_profile:
-        out.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile)))
-    out += [_png_chunk(b"IDAT", zlib.compress(raw, 6)), _png_chunk(b"IEND", b"")]
-    return b"".join(out)
+    h, w = arr.shape[:2]
+    c = 1 if arr.ndim == 2 else arr.shape[2]
+    rows = np.ascontiguousarray(arr, dtype=">u2").reshape(h, w * c)  # big-endian samples: PNG's packed rows
+    buf = io.BytesIO()
+    png.Writer(w, h, greyscale=c <= 2, alpha=c in (2, 4), bitdepth=16).write_packed(buf, (r.tobytes() for r in rows))
+    if not icc_profile:
+        return buf.getvalue()
+    chunks = list(png.Reader(bytes=buf.getvalue()).chunks())
+    chunks.insert(1, (b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile)))  # name, NUL, method 0 (zlib)
+    out = io.BytesIO()
+    png.write_chunks(out, chunks)
+    return out.getvalue()
 
 
 # -------------------------------------------------------------------------------------------------------------- write

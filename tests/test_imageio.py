@@ -164,6 +164,35 @@ def test_truncated_16bit_colour_png(tmp_path):
         load(p)
 
 
+@pytest.mark.parametrize("damage", ["idat_crc", "no_iend"])
+def test_damage_pillow_misses_in_16bit_colour_png(tmp_path, damage):
+    """Pillow skips the IDAT checksum and a missing IEND; pypng (which decodes 16-bit colour PNGs) refuses both,
+    and its ChunkError becomes the usual one-line ImageError."""
+    data = png16(RNG.integers(0, 65536, (16, 16, 3)).astype(np.uint16))
+    iend = data.index(b"IEND") - 4  # start of the IEND chunk; the IDAT checksum is the 4 bytes before it
+    data = data[: iend - 1] + bytes([data[iend - 1] ^ 1]) + data[iend:] if damage == "idat_crc" else data[:iend]
+    p = tmp_path / f"{damage}.png"
+    p.write_bytes(data)
+    with pytest.raises(ImageError) as e:
+        load(p)
+    msg = one_line(e)
+    assert msg.startswith(f"{p} is truncated or corrupt (ChunkError: ") and msg.endswith("re-export or re-download it")
+
+
+def test_16bit_image_data_cut_short(tmp_path):
+    """A compressed stream that stops at a row boundary (pypng then just yields fewer rows) is refused."""
+    a = RNG.integers(0, 65536, (16, 16, 3)).astype(np.uint16)
+    rows = b"".join(b"\x00" + r.tobytes() for r in a.astype(">u2"))
+    z = zlib.compressobj()
+    idat = z.compress(rows[: len(rows) // 2]) + z.flush(zlib.Z_SYNC_FLUSH)  # 8 whole rows, no end of stream
+    p = tmp_path / "short.png"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 16, 2, 0, 0, 0))
+                  + _chunk(b"IDAT", idat) + _chunk(b"IEND", b""))
+    with pytest.raises(ImageError) as e:
+        imageio._read_png16_colour(p)  # Pillow already refuses this file in read_image; this is the second guard
+    assert one_line(e) == f"{p} is truncated or corrupt (image data is cut short); re-export or re-download it"
+
+
 @pytest.mark.parametrize("size", [(1, 1), (7, 7), (100, 4)])
 def test_too_small(tmp_path, size):
     w, h = size
@@ -340,6 +369,16 @@ def test_16bit_rgb_colour_key_becomes_alpha(tmp_path):
     p.write_bytes(png16(a, trns=(1, 2, 3)))
     im = load(p)
     assert im.alpha is not None and float(im.alpha[0, 0, 2, 3]) == 0.0 and float(im.alpha.sum()) == 8 * 9 - 1
+
+
+def test_16bit_colour_png_with_sbit_stays_exact(tmp_path):
+    """An sBIT chunk (significant bits) does not reduce the samples (pypng's asDirect would shift them down)."""
+    a = RNG.integers(0, 65536, (8, 9, 3)).astype(np.uint16)
+    data = png16(a)
+    p = tmp_path / "sbit16.png"
+    p.write_bytes(data[:33] + _chunk(b"sBIT", bytes([12, 12, 12])) + data[33:])  # right after the IHDR chunk
+    im = load(p)
+    assert im.bit_depth == 16 and np.array_equal(im.to_array(im.rgb), a)
 
 
 def test_rgba_alpha_preserved(tmp_path):
