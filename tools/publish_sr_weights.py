@@ -32,7 +32,12 @@ def main() -> None:
     p.add_argument("--no-metrics", action="store_true", help="skip 'adasr bench quality' (for small teaching foils)")
     p.add_argument("--description", default="×4 residual diffusion SR UNet (EMA weights), trained on scikit-image's "
                    "bundled photos; astronaut, camera and moon held out")
+    p.add_argument("--update-metrics", action="store_true",
+                   help="only re-measure metrics_at_save of the registered weights (e.g. after a sampler default changed)")
     a = p.parse_args()
+    if a.update_metrics:
+        record_metrics(a.name, a.steps)
+        return
     if a.from_checkpoint:
         ck = torch.load(a.run / "checkpoint.pt", map_location="cpu", weights_only=False)
         cfg = ck["config"]
@@ -63,16 +68,21 @@ def main() -> None:
     register(a.name, state, config=model_cfg, command=a.command, training=training, description=a.description,
              dtype=torch.float16 if a.fp16 else torch.float32,
              licence="MIT (this project); trained only on scikit-image's bundled images")
-    if a.no_metrics:
-        return
-    r = quality(steps=a.steps)
-    reg = read_registry()
-    reg[a.name]["metrics_at_save"] = {"benchmark": "adasr bench quality", "steps": r["steps"], "mean": r["mean"],
-                                      "psnr_gain_db": r["psnr_gain_db"],
-                                      "images": {row["image"]: row["adasr"] for row in r["images"]}}
-    (WEIGHTS_DIR / "REGISTRY.json").write_text(json.dumps(reg, indent=2, sort_keys=True) + "\n")
+    if not a.no_metrics:
+        record_metrics(a.name, a.steps)
+
+
+def record_metrics(name: str, steps: int | None) -> None:
+    """Run ``adasr bench quality`` on the registered weights and store the result as ``metrics_at_save``."""
     from adasr.bench import format_quality
 
+    r = quality(steps=steps)
+    reg = read_registry()
+    reg[name]["metrics_at_save"] = {"benchmark": "adasr bench quality", "steps": r["steps"], "tile": r["tile"],
+                                    "overlap": r["overlap"], "precision": r["precision"], "mean": r["mean"],
+                                    "psnr_gain_db": r["psnr_gain_db"],
+                                    "images": {row["image"]: row["adasr"] for row in r["images"]}}
+    (WEIGHTS_DIR / "REGISTRY.json").write_text(json.dumps(reg, indent=2, sort_keys=True) + "\n")
     print(format_quality(r))
 
 
