@@ -22,6 +22,7 @@ def test_spaced_timesteps_match_diffusers_rules():
     assert spaced_timesteps(10, 1000, "linspace") == [999, 888, 777, 666, 555, 444, 333, 222, 111, 0]
     assert spaced_timesteps(10, 1000, "leading") == list(range(900, -1, -100))
     assert spaced_timesteps(10, 1000, "trailing") == list(range(999, 0, -100))
+    assert all(spaced_timesteps(1, 1000, sp) == [999] for sp in ("linspace", "leading", "trailing"))
     for spacing in ("linspace", "leading", "trailing"):
         s = DDIMScheduler(timestep_spacing=spacing)
         s.set_timesteps(7)

@@ -23,11 +23,16 @@ def spaced_timesteps(num_steps: int, num_train_timesteps: int = 1000, spacing: s
     """Descending timesteps for ``num_steps`` DDIM steps (diffusers' ``timestep_spacing`` rules).
 
     ``linspace``: round(linspace(T−1, 0, n)) (999, 888, …, 0 for n = 10); ``leading``: (T/n)·[n−1 … 0];
-    ``trailing``: round(T − T/n·[0 … n−1]) − 1.
+    ``trailing``: round(T − T/n·[0 … n−1]) − 1. One step is always [T − 1] (unlike diffusers, whose
+    ``linspace``/``leading`` give [0] for n = 1).
     """
     T, n = num_train_timesteps, num_steps
     if not 1 <= n <= T:
         raise ValueError(f"number of steps must be in 1..{T}, got {n}")
+    if n == 1:
+        # linspace/leading would give [0]: one evaluation at a clean-data timestep fed pure noise. A single step
+        # must start where the noise is, t = T − 1 (then it returns the model's x̂0: a regression output).
+        return [T - 1]
     if spacing == "linspace":
         ts = np.linspace(0, T - 1, n).round()[::-1]
     elif spacing == "leading":
