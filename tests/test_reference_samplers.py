@@ -68,6 +68,10 @@ def test_visited_timesteps_are_linspace(model, cond):
     with CountCalls(model) as counter:
         sample_ddpm(model, cond, 4)
     assert [int(t) for t in counter.timesteps] == [999, 666, 333, 0]
+    for sampler in (sample_ddim, sample_ddpm):  # one step starts where the noise is, not at t = 0
+        with CountCalls(model) as counter:
+            sampler(model, cond, 1)
+        assert [int(t) for t in counter.timesteps] == [999], sampler.__name__
 
 
 def test_ddim_equals_tile_sampler_on_one_tile(model):

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+from tqdm.auto import tqdm
 
 from ..cost import CostCounter, unet_macs
+from ..defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from ..diffusion.schedulers import DDIMScheduler
 from ..runtime import autocast
 from ..srmodel import SRDiffusion
 from .policies import Policy, TileState, UniformDDIM
-from ..defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from .tiles import MergeMode, TileGrid
 
 
@@ -99,55 +100,52 @@ def sample_tiles(
         macs_cache[shape] = unet_macs(model.unet, (1, 3, *shape))
     macs_per_tile = macs_cache[shape]
     trace_rows: list[dict] = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=sum(len(s.timesteps) for s in states), desc="sampling", unit="tile-step", leave=False)
+    bar = tqdm(total=sum(len(s.timesteps) for s in states), desc="sampling", unit="tile-step", leave=False,
+               disable=not progress)
     t0 = time.perf_counter()
     iteration = 0
-    while True:
-        running = [s for s in states if not s.done]
-        if not running:
-            break
-        for start in range(0, len(running), max_batch):
-            chunk = running[start : start + max_batch]
-            idx = [s.index for s in chunk]
-            x = torch.stack([s.x_t for s in chunk])
-            t = torch.tensor([s.t for s in chunk], dtype=torch.long, device=dev)
-            t_prev = torch.tensor([s.t_prev for s in chunk], dtype=torch.long, device=dev)
-            c = cond_tiles[idx]
-            if precision == "bf16":
-                x_in, c = x.contiguous(memory_format=torch.channels_last), c.contiguous(memory_format=torch.channels_last)
-            else:
-                x_in = x
-            with autocast(dev, precision):  # type: ignore[arg-type]
-                out = model.unet(x_in, t, c)
-            cost.add(unet_calls=1, tile_evaluations=len(chunk), macs=len(chunk) * macs_per_tile)
-            res = sched.step_batch(out.float(), t, t_prev, x.float(), eta=eta, generator=g if eta > 0 else None)
-            for j, s in enumerate(chunk):
-                x0_new = res.pred_original_sample[j]
-                s.evaluations += 1
-                decision = policy.decide(s, x0_new, s.x0)
-                s.x0 = x0_new
-                s.x_t = res.prev_sample[j]
-                s.position += 1
-                if decision.stop or s.position >= len(s.timesteps):
-                    s.done = True
-                elif decision.remaining is not None:
-                    rest = list(decision.remaining)
-                    if not rest or rest[0] >= s.timesteps[s.position - 1]:
-                        raise ValueError(f"policy gave tile {s.index} a non-descending remainder {rest}")
-                    s.timesteps = s.timesteps[: s.position] + rest
-                if trace:
-                    trace_rows.append({"iteration": iteration, "tile": s.index, "t": int(t[j]),
-                                       "t_prev": int(t_prev[j]), "stopped": s.done})
-            if bar is not None:
+    try:  # the bar is closed (its line cleared) however the loop ends, Ctrl-C included
+        while True:
+            running = [s for s in states if not s.done]
+            if not running:
+                break
+            for start in range(0, len(running), max_batch):
+                chunk = running[start : start + max_batch]
+                idx = [s.index for s in chunk]
+                x = torch.stack([s.x_t for s in chunk])
+                t = torch.tensor([s.t for s in chunk], dtype=torch.long, device=dev)
+                t_prev = torch.tensor([s.t_prev for s in chunk], dtype=torch.long, device=dev)
+                c = cond_tiles[idx]
+                if precision == "bf16":
+                    x_in, c = x.contiguous(memory_format=torch.channels_last), c.contiguous(memory_format=torch.channels_last)
+                else:
+                    x_in = x
+                with autocast(dev, precision):  # type: ignore[arg-type]
+                    out = model.unet(x_in, t, c)
+                cost.add(unet_calls=1, tile_evaluations=len(chunk), macs=len(chunk) * macs_per_tile)
+                res = sched.step_batch(out.float(), t, t_prev, x.float(), eta=eta, generator=g if eta > 0 else None)
+                for j, s in enumerate(chunk):
+                    x0_new = res.pred_original_sample[j]
+                    s.evaluations += 1
+                    decision = policy.decide(s, x0_new, s.x0)
+                    s.x0 = x0_new
+                    s.x_t = res.prev_sample[j]
+                    s.position += 1
+                    if decision.stop or s.position >= len(s.timesteps):
+                        s.done = True
+                    elif decision.remaining is not None:
+                        rest = list(decision.remaining)
+                        if not rest or rest[0] >= s.timesteps[s.position - 1]:
+                            raise ValueError(f"policy gave tile {s.index} a non-descending remainder {rest}")
+                        s.timesteps = s.timesteps[: s.position] + rest
+                    if trace:
+                        trace_rows.append({"iteration": iteration, "tile": s.index, "t": int(t[j]),
+                                           "t_prev": int(t_prev[j]), "stopped": s.done})
                 bar.update(len(chunk))
-        iteration += 1
-        if callback is not None:
-            callback(iteration, states)
-    if bar is not None:
+            iteration += 1
+            if callback is not None:
+                callback(iteration, states)
+    finally:
         bar.close()
     # A tile that ran to the end of its list has x_t = x̂0 (last step lands on ᾱ = 1); an early-stopped tile keeps x̂0.
     tile_x0 = torch.stack([s.x0 if s.x0 is not None else s.x_t for s in states])

@@ -28,9 +28,10 @@ timestep t' (ᾱ_{−1} = 1) is:
   integrated from s = 1 to s_end with an adaptive Runge–Kutta solver (dopri5): the solver, not the user, chooses
   how many network evaluations (NFE) to spend for the tolerances ``rtol``/``atol``.
 
-Timesteps: DDPM and DDIM visit ``n`` timesteps round(linspace(T − 1, 0, n)) (999, 888, …, 0 for T = 1000, n = 10,
-diffusers' ``linspace`` spacing), the schedule of the tile-batch sampler's :class:`UniformDDIM`; the last step
-lands on ᾱ = 1, so the chain ends on the clipped x̂0.
+Timesteps: DDPM and DDIM visit the ``n`` timesteps of :func:`adasr.sampling.policies.spaced_timesteps` with
+``linspace`` spacing, round(linspace(T − 1, 0, n)) (999, 888, …, 0 for T = 1000, n = 10; a single step is [T − 1]),
+the schedule of the tile-batch sampler's :class:`UniformDDIM`; the last step lands on ᾱ = 1, so the chain ends on
+the clipped x̂0.
 
 Shapes: ``cond`` is (B, 3, H, W) in [−1, 1] with H, W multiples of ``model.unet.multiple``; the initial noise
 x_T ~ N(0, I) is one ``torch.randn((B, 3, H, W))`` draw from ``torch.Generator().manual_seed(seed)`` (for B = 1
@@ -86,7 +87,8 @@ def sample_ddpm(model: SRDiffusion, cond: torch.Tensor, steps: int, seed: int = 
     """Ancestral DDPM with ``steps`` network evaluations (module docstring), on the model's schedule.
 
     A :class:`~adasr.diffusion.schedulers.DDPMScheduler` on ``model.config.schedule`` with the model's prediction
-    type and clipping, ``fixed_small`` variance β̃ and ``linspace`` spacing; ``set_timesteps(steps)`` then one
+    type and clipping and ``fixed_small`` variance β̃; ``set_timesteps`` with the ``linspace`` list (for n ≥ 2 the
+    same as ``set_timesteps(steps)`` with ``timestep_spacing="linspace"``, and [T − 1] for one step), then one
     ``step`` per visited timestep. ``steps = T`` is the original 1000-step chain. The posterior noise z is drawn
     from the same generator as x_T, so a seed fixes the whole chain.
 
@@ -103,7 +105,7 @@ def sample_ddpm(model: SRDiffusion, cond: torch.Tensor, steps: int, seed: int = 
     c = model.config
     sched = DDPMScheduler.from_schedule(c.schedule, prediction_type=c.prediction_type, timestep_spacing="linspace",
                                         variance_type="fixed_small", **_clip(model))
-    sched.set_timesteps(steps)
+    sched.set_timesteps(timesteps=spaced_timesteps(steps, model.num_train_timesteps, "linspace"))
     x, g = initial_noise(cond, seed)
     nfe = 0
     for t in sched.timesteps.tolist():

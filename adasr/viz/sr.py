@@ -84,9 +84,10 @@ def quality_vs_nfe(
             if x.shape != y.shape:
                 raise ValueError(f"{name}: {len(x)} NFE values but {len(y)} {key} values")
             ax.plot(x, y, "o-", color=f"C{i}", label=name, ms=4)
-            for xi, yi, lab in zip(x, y, c.get("labels", ()) or ()):
-                ax.annotate(str(lab), (xi, yi), textcoords="offset points", xytext=(3, 4), fontsize=7,
-                            color=f"C{i}")
+            for j, (xi, yi, lab) in enumerate(zip(x, y, c.get("labels", ()) or ())):
+                # alternate above/below so labels of neighbouring points do not overprint
+                ax.annotate(str(lab), (xi, yi), textcoords="offset points", xytext=(-4, 6 if j % 2 == 0 else -12),
+                            fontsize=7, color=f"C{i}", ha="right" if j % 2 else "left")
         for j, (name, ref) in enumerate((reference or {}).items()):
             if key in ref:
                 ax.axhline(ref[key], color="0.35", ls="--" if j == 0 else ":", lw=1, label=name)
@@ -136,7 +137,8 @@ def samples_grid(
             ax = axes[r, c]
             ax.imshow(img)
             line = _metric_line((metrics or {}).get(label, {}).get(name))
-            ax.set_title(label + (f"\n{line}" if line else ""), fontsize=7)
+            if r == 0 or line:
+                ax.set_title(label + (f"\n{line}" if line else ""), fontsize=7)
             _off(ax)
             if c == 0:
                 ax.set_ylabel(name, fontsize=8)
