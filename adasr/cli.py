@@ -197,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else _error(exc.code, 1))
     except KeyboardInterrupt as exc:
         _release(exc)
+        # Ctrl-C can land while a progress bar is drawing its first line (before the sampler holds the bar and can
+        # close it): return to column 0 so the message is a line of its own.
+        print("\r", end="", file=sys.stderr)
         return _error("interrupted (no output file was written)", EXIT_INTERRUPTED)
     except MemoryError as exc:
         _release(exc)
