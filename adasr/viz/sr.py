@@ -281,7 +281,7 @@ def colour_cast_figure(
         ax.grid(alpha=0.3, axis="y")
         if r == 0:
             ax.set_title("mean error SR − HR (levels)", fontsize=8)
-            ax.legend(fontsize=6, ncol=3, loc="upper right")
+            ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -389,8 +389,9 @@ def merge_weights_figure(grid: TileGrid, sigma_frac: float = 0.3, modes: Sequenc
     """The Gaussian tile window (left) and, per merge mode, each tile's share of the merged pixel along a row.
 
     The window is w(y, x) = exp(−(y − c_y)²/2σ_y²) · exp(−(x − c_x)²/2σ_x²) with σ = ``sigma_frac`` · tile size;
-    the shares are :func:`merge_weights_1d` (they sum to 1 at every pixel). Gaussian shares cross-fade smoothly
-    over the overlap, uniform ones jump to ½ at each tile edge, ``last`` switches abruptly.
+    the shares are :func:`merge_weights_1d` (they sum to 1 at every pixel). Gaussian shares cross-fade over the
+    overlap, starting from a small step at each tile edge (the window is not zero at its border: about ¼ for
+    σ = 0.3·size and an overlap of ¼ tile); uniform ones jump to ½ at each tile edge; ``last`` switches abruptly.
     """
     fig, axes = plt.subplots(1, 1 + len(modes), figsize=(3.2 + 3.4 * len(modes), 3.0),
                              gridspec_kw={"width_ratios": [1] + [1.5] * len(modes)})
