@@ -42,12 +42,12 @@ evaluations (batched forward calls; one call evaluates every batch entry at the 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 
 from ..diffusion.ode import probability_flow_sample
-from ..diffusion.schedulers import DDPMScheduler
+from ..diffusion.schedulers import DDIMScheduler, DDPMScheduler, SchedulerOutput
 from ..srmodel import SRDiffusion
 from .loop import make_scheduler
 from .policies import spaced_timesteps
@@ -82,6 +82,24 @@ def _clip(model: SRDiffusion) -> dict:
     return {"clip_sample": c > 0, "clip_sample_range": max(c, 1e-6)}
 
 
+def _run_chain(
+    model: SRDiffusion,
+    cond: torch.Tensor,
+    sched: DDPMScheduler | DDIMScheduler,
+    seed: int,
+    step: Callable[[torch.Tensor, int, torch.Tensor, torch.Generator], SchedulerOutput],
+) -> ReferenceSample:
+    """The textbook loop shared by DDPM and DDIM: x_T from ``seed``, one UNet call and one ``step`` per timestep in
+    ``sched.timesteps``, then the clean sample mapped to an image; NFE = number of timesteps visited."""
+    x, g = initial_noise(cond, seed)
+    nfe = 0
+    for t in sched.timesteps.tolist():
+        out = model.unet(x, t, cond).float()
+        nfe += 1
+        x = step(out, t, x, g).prev_sample
+    return ReferenceSample(model.output(x, cond), nfe)
+
+
 @torch.no_grad()
 def sample_ddpm(model: SRDiffusion, cond: torch.Tensor, steps: int, seed: int = 0) -> ReferenceSample:
     """Ancestral DDPM with ``steps`` network evaluations (module docstring), on the model's schedule.
@@ -106,13 +124,7 @@ def sample_ddpm(model: SRDiffusion, cond: torch.Tensor, steps: int, seed: int = 
     sched = DDPMScheduler.from_schedule(c.schedule, prediction_type=c.prediction_type, timestep_spacing="linspace",
                                         variance_type="fixed_small", **_clip(model))
     sched.set_timesteps(timesteps=spaced_timesteps(steps, model.num_train_timesteps, "linspace"))
-    x, g = initial_noise(cond, seed)
-    nfe = 0
-    for t in sched.timesteps.tolist():
-        out = model.unet(x, t, cond).float()
-        nfe += 1
-        x = sched.step(out, t, x, generator=g).prev_sample
-    return ReferenceSample(model.output(x, cond), nfe)
+    return _run_chain(model, cond, sched, seed, lambda out, t, x, g: sched.step(out, t, x, generator=g))
 
 
 @torch.no_grad()
@@ -136,13 +148,8 @@ def sample_ddim(model: SRDiffusion, cond: torch.Tensor, steps: int, seed: int = 
     _check_cond(model, cond)
     sched = make_scheduler(model)
     sched.set_timesteps(timesteps=spaced_timesteps(steps, model.num_train_timesteps, "linspace"))
-    x, g = initial_noise(cond, seed)
-    nfe = 0
-    for t in sched.timesteps.tolist():
-        out = model.unet(x, t, cond).float()
-        nfe += 1
-        x = sched.step(out, t, x, eta, generator=g if eta > 0 else None).prev_sample
-    return ReferenceSample(model.output(x, cond), nfe)
+    return _run_chain(model, cond, sched, seed,
+                      lambda out, t, x, g: sched.step(out, t, x, eta, generator=g if eta > 0 else None))
 
 
 @torch.no_grad()
