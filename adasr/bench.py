@@ -3,6 +3,7 @@
 * ``quality`` — the shipped model against bicubic on the held-out images (256×256 centre crops of astronaut,
   camera, moon; LR = bicubic ↓4 with antialias): PSNR on Y (BT.601, shave 4), SSIM on Y, LPIPS (AlexNet v0.1).
 * ``speed`` — wall clock to upscale a 128×128 image ×4 with the default sampler, tiled vs whole image, same run.
+* ``adaptive`` — AdaSR's allocation / early exit / both against uniform DDIM (:mod:`adasr.adaptive.bench`).
 """
 
 from __future__ import annotations
@@ -157,7 +158,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     s.add_argument("--size", type=int, default=128)
     s.add_argument("--repeats", type=int, default=2)
     s.add_argument("--no-whole", action="store_true", help="skip the (slow) whole-image arm")
-    for sp in (q, s):
+    from .adaptive.bench import add_arguments as add_adaptive_arguments
+
+    a = sub.add_parser("adaptive", help="AdaSR policies vs uniform DDIM (and equal-budget controls), one run")
+    add_adaptive_arguments(a)
+    for sp in (q, s, a):
         sp.add_argument("--device", default=None)
         sp.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
         sp.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
@@ -165,6 +170,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.which == "adaptive":
+        from .adaptive.bench import run as run_adaptive
+
+        return run_adaptive(args)
     if args.which == "quality":
         r = quality(steps=args.steps, seed=args.seed, device=args.device, precision=args.precision)
         text = format_quality(r)

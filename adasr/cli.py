@@ -71,6 +71,23 @@ def add_upscale_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser
                    help="tile size in output pixels; smaller uses less memory (default: %(default)s)")
     p.add_argument("--overlap", type=_int_at_least(0), default=DEFAULT_OVERLAP,
                    help="overlap between neighbouring tiles in output pixels (default: %(default)s)")
+    ad = p.add_argument_group("adaptive sampling (AdaSR)", "--steps is N_max, the budget of the busiest tile")
+    ad.add_argument("--policy", choices=("uniform", "allocation", "early-exit", "adasr"), default="uniform",
+                    help="uniform DDIM; per-tile step allocation from patch complexity; Δx̂0 early exit; "
+                         "adasr = both (default: uniform)")
+    ad.add_argument("--n-min", type=_int_at_least(1), default=3, help="fewest steps a tile gets (default: 3)")
+    ad.add_argument("--complexity", default="gradient",
+                    choices=("gradient", "sobel", "variance", "fft", "uncertainty", "learned"),
+                    help="patch-complexity estimator for allocation (default: gradient)")
+    ad.add_argument("--normalize", choices=("image", "patches", "calibrated"), default="calibrated",
+                    help="how complexity is scaled to [0, 1] (default: calibrated on the training photos)")
+    ad.add_argument("--mapping", choices=("linear", "threshold", "exponential"), default="linear",
+                    help="complexity → steps (default: linear, N_p = N_min + (N_max − N_min)·C_p)")
+    ad.add_argument("--epsilon", type=float, default=0.002, help="ε of the Δx̂0 early-exit rule (default: 0.002)")
+    ad.add_argument("--patience", type=_int_at_least(1), default=2, help="P of the early-exit rule (default: 2)")
+    ad.add_argument("--warmup", type=_int_at_least(1), default=4, help="T_min of the early-exit rule (default: 4)")
+    ad.add_argument("--exit-mode", choices=("tile", "global"), default="tile",
+                    help="stop tiles one by one or the whole image at once (default: tile)")
     p.add_argument("--report", metavar="FILE", help="also write a JSON report (work done, timing, sizes)")
     p.add_argument("--compare", metavar="FIG.png",
                    help="also write a figure: nearest ×4, bicubic ×4 and adasr side by side")
@@ -96,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_args(a: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if a.policy in ("allocation", "adasr") and a.n_min > a.steps:
+        parser.error(f"--n-min ({a.n_min}) must not exceed --steps ({a.steps}, which is N_max)")
+    if not a.epsilon > 0:
+        parser.error(f"--epsilon must be positive, got {a.epsilon}")
+    if a.policy == "adasr" and a.exit_mode == "global":
+        parser.error("--policy adasr stops tiles one by one; use --exit-mode tile (or --policy early-exit)")
     if a.overlap >= a.tile:
         parser.error(f"--overlap ({a.overlap}) must be smaller than --tile ({a.tile})")
     outputs = [Path(x).resolve() for x in (a.output, a.report, a.compare) if x]
@@ -121,16 +144,30 @@ def run_upscale(a: argparse.Namespace) -> int:
     img = imageio.read_image(a.input, tile=a.tile, overlap=a.overlap)
     imageio.check_output(a.output, alpha=img.alpha is not None, grayscale=img.grayscale)
 
-    from .upscaling import upscale_tensor
+    from .upscaling import load_pretrained, upscale_tensor
 
     t0 = time.perf_counter()
-    result = upscale_tensor(img.rgb, steps=a.steps, seed=a.seed, tile=a.tile, overlap=a.overlap,
-                            device=a.device, precision=a.precision, progress=not a.quiet)
-    sr, report = result[0], result[1]  # (image, report[, sampler details])
+    model, policy, adaptive = None, None, None
+    if a.policy != "uniform":
+        model = load_pretrained(device=device)
+        from .adaptive.policy import AdaptiveConfig, policy_for_model
+
+        adaptive = AdaptiveConfig(n_max=a.steps, n_min=a.n_min, estimator=a.complexity, mapping=a.mapping,
+                                  normalize=a.normalize, epsilon=a.epsilon, patience=a.patience, warmup=a.warmup,
+                                  exit_mode=a.exit_mode)
+        policy = policy_for_model(a.policy, adaptive, model, tile=a.tile, overlap=a.overlap)
+    result = upscale_tensor(img.rgb, steps=a.steps, seed=a.seed, tile=a.tile, overlap=a.overlap, policy=policy,
+                            device=a.device, precision=a.precision, model=model, progress=not a.quiet)
+    sr, report, sampled = result
     written = imageio.write_image(a.output, img.to_array(sr, img.upscaled_alpha()), icc_profile=img.icc_profile)
     seconds = time.perf_counter() - t0
     if a.report:
         info: dict[str, Any] = dict(report.to_dict())
+        if sampled is not None:
+            info["steps_per_tile"] = [t.evaluations for t in sampled.tiles]
+        info["mean_steps_per_tile"] = info["tile_evaluations"] / max(1, info["tiles"])
+        if adaptive is not None:
+            info["adaptive"] = adaptive.to_dict()
         info["input"] = {"path": str(a.input), "width": img.width, "height": img.height, "mode": img.mode,
                          "bit_depth": img.bit_depth, "alpha": img.alpha is not None}
         info["output"] = {"path": str(written.path), "width": written.width, "height": written.height,
@@ -143,8 +180,9 @@ def run_upscale(a: argparse.Namespace) -> int:
         fig = compare_figure(img.rgb, sr, title=Path(a.input).name)
         save_compare_figure(fig, a.compare)
     if not a.quiet:
-        print(f"wrote {written.path} ({written.width}×{written.height} {written.mode}, {a.steps} steps, "
-              f"{seconds:.1f} s)")
+        steps = (f"{a.steps} steps" if a.policy == "uniform" else
+                 f"{a.policy}: {report.tile_evaluations / max(1, report.tiles):.1f} of {a.steps} steps per tile")
+        print(f"wrote {written.path} ({written.width}×{written.height} {written.mode}, {steps}, {seconds:.1f} s)")
     return EXIT_OK
 
 

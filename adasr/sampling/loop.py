@@ -4,8 +4,9 @@ An image's condition up(LR) (1, 3, H, W) is cut into overlapping tiles. Each til
 timestep list, its position in it, and its state (x_t, last x̂0). At every iteration the sampler gathers the tiles
 still running, evaluates the UNet **once** on that batch with per-tile t, takes one DDIM step per tile with its own
 (t, t_prev) (Song et al. 2021, eq. 12), and asks the policy what each tile does next. A finished tile keeps its
-clean estimate x̂0; the tiles are merged with Gaussian weights. The initial noise is drawn for the whole image and
-then cut, so overlapping tiles start from identical noise.
+clean estimate x̂0; the tiles are merged with Gaussian weights. A policy may also define
+``end_iteration(tiles) -> indices`` to stop tiles after seeing all of them (a whole-image early-exit rule).
+The initial noise is drawn for the whole image and then cut, so overlapping tiles start from identical noise.
 
 Cost is counted in UNet calls, tile-evaluations (one tile through the UNet once) and MACs.
 """
@@ -102,6 +103,7 @@ def sample_tiles(
     trace_rows: list[dict] = []
     bar = tqdm(total=sum(len(s.timesteps) for s in states), desc="sampling", unit="tile-step", leave=False,
                disable=not progress)
+    end_iteration = getattr(policy, "end_iteration", None)
     t0 = time.perf_counter()
     iteration = 0
     try:  # the bar is closed (its line cleared) however the loop ends, Ctrl-C included
@@ -133,15 +135,26 @@ def sample_tiles(
                     s.position += 1
                     if decision.stop or s.position >= len(s.timesteps):
                         s.done = True
+                        bar.total -= len(s.timesteps) - s.position  # steps an early stop saves
                     elif decision.remaining is not None:
                         rest = list(decision.remaining)
                         if not rest or rest[0] >= s.timesteps[s.position - 1]:
                             raise ValueError(f"policy gave tile {s.index} a non-descending remainder {rest}")
+                        bar.total += len(rest) - (len(s.timesteps) - s.position)
                         s.timesteps = s.timesteps[: s.position] + rest
                     if trace:
                         trace_rows.append({"iteration": iteration, "tile": s.index, "t": int(t[j]),
                                            "t_prev": int(t_prev[j]), "stopped": s.done})
                 bar.update(len(chunk))
+            if end_iteration is not None:  # policies that decide over all tiles at once (global early exit)
+                for k in end_iteration(states):
+                    s = states[k]
+                    if not s.done:
+                        s.done = True
+                        bar.total -= len(s.timesteps) - s.position
+                        if trace:
+                            trace_rows.append({"iteration": iteration, "tile": s.index, "t": -1, "t_prev": -1,
+                                               "stopped": True})
             iteration += 1
             if callback is not None:
                 callback(iteration, states)
