@@ -4,7 +4,7 @@ On the held-out 256×256 crops (astronaut, camera, moon; ×4 from bicubic-↓4 L
 
 1. the four policies of :mod:`adasr.adaptive.policy` — uniform DDIM at N_max, allocation, early exit, both;
 2. the control the references never run: uniform DDIM at the **same average budget** as each adaptive arm
-   (N = the arm's mean tile-evaluations per tile, rounded);
+   (the arm's mean tile-evaluations per tile m, interpolated between uniform runs at ⌊m⌋ and ⌈m⌉);
 3. optionally a sweep (uniform N; allocation N_min/N_max; early-exit ε) for the speed–quality curve;
 4. optionally the Moon case in the AdaSR README's table format (scikit-image's 512×512 moon, ×4 from 128×128).
 
@@ -102,6 +102,18 @@ def _compare(arm: dict, ref: dict) -> dict[str, Any]:
     return c
 
 
+def equal_budget(lo: dict, hi: dict, mean_steps: float) -> dict[str, Any]:
+    """Uniform DDIM at a fractional average budget: linear interpolation of cost and quality between the uniform
+    runs at N = ⌊m⌋ and ⌈m⌉ (the mixture "some images/tiles at ⌊m⌋, the rest at ⌈m⌉" has exactly this mean cost)."""
+    n_lo, n_hi = lo["mean_steps_per_tile"], hi["mean_steps_per_tile"]
+    w = 0.0 if n_hi == n_lo else (mean_steps - n_lo) / (n_hi - n_lo)
+    out: dict[str, Any] = {"n": mean_steps, "n_low": int(round(n_lo)), "n_high": int(round(n_hi)), "weight_high": w}
+    for k in ("tile_evaluations", "seconds", "psnr_y", "ssim_y", "lpips", "mean_steps_per_tile"):
+        out[k] = (1 - w) * lo[k] + w * hi[k]
+    out["tile_evaluations"] = int(round(out["tile_evaluations"]))
+    return out
+
+
 def sweep_configs(config: AdaptiveConfig) -> list[tuple[str, AdaptiveConfig, str]]:
     """(policy, config, label) points of the speed–quality curve around ``config``."""
     n = config.n_max
@@ -111,8 +123,13 @@ def sweep_configs(config: AdaptiveConfig) -> list[tuple[str, AdaptiveConfig, str
             pts.append(("uniform", config.with_(n_max=k), f"uniform N={k}"))
     for lo, hi in ((1, n // 2), (2, n), (4, n), (8, n), (2, 2 * n // 3)):
         pts.append(("allocation", config.with_(n_min=lo, n_max=hi), f"allocation {lo}–{hi}"))
+    for est in ("learned", "uncertainty"):
+        if est != config.estimator:
+            pts.append(("allocation", config.with_(n_min=2, n_max=n, estimator=est), f"allocation 2–{n} {est}"))
     for eps in (0.001, 0.0015, 0.002, 0.003, 0.005):
         pts.append(("early-exit", config.with_(epsilon=eps), f"early-exit ε={eps}"))
+    for eps in (0.003, 0.006):
+        pts.append(("early-exit", config.with_(epsilon=eps, warmup=n // 2), f"early-exit ε={eps} T_min={n // 2}"))
     for eps in (0.0015, 0.003):
         pts.append(("adasr", config.with_(epsilon=eps), f"adasr ε={eps}"))
     return pts
@@ -164,11 +181,12 @@ def adaptive(
     ref = arms["uniform"]
     controls: dict[str, dict] = {}
     for kind in POLICIES[1:]:
-        n_eq = max(1, int(round(arms[kind]["mean_steps_per_tile"])))
-        if n_eq not in uniform_cache:
-            uniform_cache[n_eq] = runner.run("uniform", cfg.with_(n_max=n_eq), f"uniform N={n_eq}")
-        controls[kind] = {"n": n_eq, **{k: uniform_cache[n_eq][k] for k in
-                                        ("tile_evaluations", "seconds", "psnr_y", "ssim_y", "lpips")}}
+        m = arms[kind]["mean_steps_per_tile"]
+        lo, hi = max(1, int(np.floor(m))), max(1, int(np.ceil(m)))
+        for n in {lo, hi}:
+            if n not in uniform_cache:
+                uniform_cache[n] = runner.run("uniform", cfg.with_(n_max=n), f"uniform N={n}")
+        controls[kind] = equal_budget(uniform_cache[lo], uniform_cache[hi], m)
     comparisons = {k: _compare(arms[k], ref) for k in POLICIES[1:]}
     for k in POLICIES[1:]:
         comparisons[k]["vs_equal_budget"] = {"psnr_gain_db": arms[k]["psnr_y"] - controls[k]["psnr_y"],
@@ -220,7 +238,7 @@ def format_adaptive(r: dict[str, Any]) -> str:
         lines.append(row(a["arm"], a))
     lines.append("equal-budget uniform controls:")
     for k, ctl in r["equal_budget_controls"].items():
-        lines.append(row(f"  N={ctl['n']} for {k}", ctl))
+        lines.append(row(f"  N={ctl['n']:.2f} for {k}", ctl))
     lines.append(f"against uniform N={c['n_max']} (targets: evals ≥{TARGET_EVAL_RATIO:g}×, wall ≥{TARGET_WALL_RATIO:g}×, "
                  f"PSNR loss ≤{TARGET_PSNR_LOSS_DB} dB, LPIPS loss ≤{TARGET_LPIPS_LOSS}):")
     for k, cmp in r["comparisons"].items():

@@ -134,21 +134,24 @@ def x0_disagreement(x_t: torch.Tensor, eps_hat: torch.Tensor, x0_hat: torch.Tens
 
 
 @torch.no_grad()
-def uncertainty_map(model: "SRDiffusion", x: torch.Tensor, t: int = 999, seed: int = 0) -> torch.Tensor:
+def uncertainty_map(model: "SRDiffusion", x: torch.Tensor, t: int = 999, seed: int = 0,
+                    precision: str = "auto") -> torch.Tensor:
     """Two-draw disagreement of the model's clean estimate at timestep ``t`` (B, 1, H, W), in image units [0, 1].
 
     C = mean_c |x̂0(x_t^a, t, up) − x̂0(x_t^b, t, up)| / (2 s) with x_t = √(1−ᾱ_t)·ε (the sampler's start is
     pure noise; at t < T−1 the clean part is the model's own x̂0 from t = T−1). Costs two UNet evaluations per
-    image; H, W must be multiples of the UNet's ``multiple``.
+    image; H, W must be multiples of the UNet's ``multiple``. ``precision`` as in :func:`adasr.upscale_tensor`
+    ('auto': bf16 autocast where the hardware runs it natively).
     """
+    from ..runtime import autocast, resolve_precision
+
     _check(x)
+    prec = resolve_precision(precision, x.device)
     T = model.num_train_timesteps
     if not 0 <= t < T:
         raise ValueError(f"t must be in [0, {T}), got {t}")
     g = torch.Generator().manual_seed(seed)
-    ab = model.schedule.alphas_cumprod[t].item() if hasattr(model, "schedule") else None
-    if ab is None:  # pragma: no cover - every SRDiffusion has a schedule
-        raise ValueError("model has no noise schedule")
+    ab = float(model.alphas_cumprod[t])
     B = x.shape[0]
     tt = torch.full((2 * B,), t, dtype=torch.long, device=x.device)
     eps = torch.randn((2 * B, *x.shape[1:]), generator=g).to(x)
@@ -156,9 +159,13 @@ def uncertainty_map(model: "SRDiffusion", x: torch.Tensor, t: int = 999, seed: i
     if t < T - 1:  # the part of x_t that is signal: the model's first guess from pure noise
         start = torch.full((2 * B,), T - 1, dtype=torch.long, device=x.device)
         e0 = torch.randn((2 * B, *x.shape[1:]), generator=g).to(x)
-        clean = model.predict_x0(model.unet(e0, start, x.repeat(2, 1, 1, 1)).float(), e0, start)
+        with autocast(x.device, prec):
+            out0 = model.unet(e0, start, x.repeat(2, 1, 1, 1))
+        clean = model.predict_x0(out0.float(), e0, start)
     x_t = ab**0.5 * clean + (1 - ab) ** 0.5 * eps
-    x0 = model.predict_x0(model.unet(x_t, tt, x.repeat(2, 1, 1, 1)).float(), x_t, tt)
+    with autocast(x.device, prec):
+        out = model.unet(x_t, tt, x.repeat(2, 1, 1, 1))
+    x0 = model.predict_x0(out.float(), x_t, tt)
     s = model.config.residual_scale if model.config.residual else 1.0
     return (x0[:B] - x0[B:]).abs().mean(1, keepdim=True) / (2 * s)
 
