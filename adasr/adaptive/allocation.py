@@ -6,7 +6,7 @@ Each tile p gets a budget from its normalised complexity C_p ∈ [0, 1] (:mod:`a
 * ``threshold``:          N_p = N_min if C_p < c_lo, N_max if C_p > c_hi, else linear in (C_p − c_lo)/(c_hi − c_lo)
 * ``exponential``:        N_p = N_min + (N_max − N_min) · C_p²   (AdaSR's name for the square)
 
-rounded to the nearest integer (AdaSR truncates with ``int``). Tile p is then sampled with its own N_p-step DDIM
+rounded to the nearest integer, halves to even (``torch.round``; AdaSR truncates with ``int``). Tile p is then sampled with its own N_p-step DDIM
 schedule (:func:`~adasr.sampling.policies.spaced_timesteps`), so a simple tile costs N_p, not N_max, UNet
 tile-evaluations — unlike the AdaSR repository, whose step map is computed and never used.
 """

@@ -121,15 +121,17 @@ def sweep_configs(config: AdaptiveConfig) -> list[tuple[str, AdaptiveConfig, str
     for k in sorted({1, 2, 3, 4, 5, 6, 8, 10, 13, 16, n}):
         if k <= n:
             pts.append(("uniform", config.with_(n_max=k), f"uniform N={k}"))
-    for lo, hi in ((1, n // 2), (2, n), (4, n), (8, n), (2, 2 * n // 3)):
-        pts.append(("allocation", config.with_(n_min=lo, n_max=hi), f"allocation {lo}–{hi}"))
+    for lo, hi in dict.fromkeys(((1, max(1, n // 2)), (2, n), (4, n), (8, n), (2, max(2, 2 * n // 3)))):
+        if lo <= hi <= n:
+            pts.append(("allocation", config.with_(n_min=lo, n_max=hi), f"allocation {lo}–{hi}"))
     for est in ("learned", "uncertainty"):
-        if est != config.estimator:
+        if est != config.estimator and n >= 2:
             pts.append(("allocation", config.with_(n_min=2, n_max=n, estimator=est), f"allocation 2–{n} {est}"))
     for eps in (0.001, 0.0015, 0.002, 0.003, 0.005):
         pts.append(("early-exit", config.with_(epsilon=eps), f"early-exit ε={eps}"))
+    late = max(1, n // 2)
     for eps in (0.003, 0.006):
-        pts.append(("early-exit", config.with_(epsilon=eps, warmup=n // 2), f"early-exit ε={eps} T_min={n // 2}"))
+        pts.append(("early-exit", config.with_(epsilon=eps, warmup=late), f"early-exit ε={eps} T_min={late}"))
     for eps in (0.0015, 0.003):
         pts.append(("adasr", config.with_(epsilon=eps), f"adasr ε={eps}"))
     return pts

@@ -71,7 +71,7 @@ def gradient_map(x: torch.Tensor) -> torch.Tensor:
 
 
 def sobel_map(x: torch.Tensor) -> torch.Tensor:
-    """Sobel gradient magnitude (B, 1, H, W): sqrt(G_x² + G_y²), kernels [1 0 −1; 2 0 −2; 1 0 −1]/8, reflect pad."""
+    """Sobel gradient magnitude (B, 1, H, W): sqrt(G_x² + G_y²), kernels [1 0 −1; 2 0 −2; 1 0 −1]/8, replicate pad."""
     i = F.pad(gray(x), (1, 1, 1, 1), mode="replicate")
     k = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=i.dtype, device=i.device) / 8
     gx = F.conv2d(i, k.view(1, 1, 3, 3))
@@ -96,7 +96,7 @@ def fft_highband_map(x: torch.Tensor, block: int = 16, cutoff: float = 0.25) -> 
 
     For a block with 2-D DFT F(u, v) (mean removed), ratio = Σ_{|f|>cutoff} |F|² / Σ_{f≠0} |F|², where
     |f| = sqrt(u² + v²) in cycles/pixel (Nyquist 0.5). A flat block has ratio 0. H and W need not be multiples of
-    ``block``: the image is reflect-padded and the map cropped back.
+    ``block``: the image is replicate-padded and the map cropped back.
     """
     if block < 2:
         raise ValueError(f"block must be at least 2, got {block}")

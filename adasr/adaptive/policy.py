@@ -49,13 +49,15 @@ def make_policy(kind: str, config: AdaptiveConfig | None = None, *, calibration:
     c = config or AdaptiveConfig()
     if kind == "uniform":
         return UniformDDIM(c.n_max)
+    if kind not in POLICIES:
+        raise ValueError(f"unknown policy {kind!r}; choose from {', '.join(POLICIES)}")
+    rule = EarlyExitRule(c.epsilon, c.patience, c.warmup)
+    if kind == "early-exit":  # N_min and the estimator play no part
+        return EarlyExit(UniformDDIM(c.n_max), rule, c.exit_mode, value_range)
     alloc = StepAllocation(c.n_min, c.n_max, c.estimator, c.mapping, c.normalize, calibration,
                            estimator_fn=estimator_fn)
     if kind == "allocation":
         return alloc
-    rule = EarlyExitRule(c.epsilon, c.patience, c.warmup)
-    if kind == "early-exit":
-        return EarlyExit(UniformDDIM(c.n_max), rule, c.exit_mode, value_range)
     if kind == "adasr":
         if c.exit_mode != "tile":
             raise ValueError("the 'adasr' policy stops tiles one by one (exit_mode='tile'): tiles have their own budgets")

@@ -1,0 +1,256 @@
+"""adasr.adaptive.bench (comparisons, equal-budget controls, sweep points, text tables, CLI wiring) and
+adasr.viz.adaptive.plot_speed_quality, on fabricated results (nothing is sampled here)."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from adasr import bench as top_bench  # noqa: E402
+from adasr import cli  # noqa: E402
+from adasr.adaptive import bench as B  # noqa: E402
+from adasr.adaptive.complexity import Calibration, gradient_map  # noqa: E402
+from adasr.adaptive.policy import POLICIES, AdaptiveConfig, make_policy  # noqa: E402
+from adasr.viz.adaptive import plot_speed_quality  # noqa: E402
+
+
+def teardown_function(_):
+    plt.close("all")
+
+
+def arm(name: str, evals: int, seconds: float, psnr: float, ssim: float, lpips: float, tiles: int = 27) -> dict:
+    return {"arm": name, "policy": name.split()[0], "tile_evaluations": evals, "tiles": tiles,
+            "mean_steps_per_tile": evals / tiles, "seconds": seconds, "psnr_y": psnr, "ssim_y": ssim, "lpips": lpips}
+
+
+# ---------------------------------------------------------------------------------------------------- _compare
+def test_compare_ratios_and_losses():
+    ref = arm("uniform N=20", 540, 20.0, 30.71, 0.81, 0.2060)
+    a = arm("allocation", 123, 5.5, 30.95, 0.82, 0.2270)
+    c = B._compare(a, ref)
+    assert c["eval_ratio"] == pytest.approx(540 / 123) and c["wall_ratio"] == pytest.approx(20 / 5.5)
+    assert c["psnr_loss_db"] == pytest.approx(-0.24) and c["lpips_loss"] == pytest.approx(0.021)
+    assert c["targets_met"] == {"evals": True, "wall": True, "psnr": True, "lpips": False}
+
+
+def test_compare_target_boundaries():
+    """Targets: ≥ 3× fewer evaluations, ≥ 2× faster, PSNR loss ≤ 0.05 dB, LPIPS loss ≤ 0.005 (inclusive)."""
+    assert (B.TARGET_EVAL_RATIO, B.TARGET_WALL_RATIO, B.TARGET_PSNR_LOSS_DB, B.TARGET_LPIPS_LOSS) == (3.0, 2.0, 0.05,
+                                                                                                      0.005)
+    ref = arm("uniform", 300, 8.0, 30.5, 0.8, 0.25)
+    on = B._compare(arm("x", 100, 4.0, 30.5, 0.8, 0.25), ref)  # exactly 3×, exactly 2×, no loss
+    assert on["eval_ratio"] == 3.0 and on["wall_ratio"] == 2.0
+    assert on["targets_met"] == {"evals": True, "wall": True, "psnr": True, "lpips": True}
+    off = B._compare(arm("x", 101, 4.5, 30.25, 0.8, 0.2578125), ref)
+    assert off["psnr_loss_db"] == 0.25 and off["lpips_loss"] == pytest.approx(0.0078125)
+    assert off["targets_met"] == {"evals": False, "wall": False, "psnr": False, "lpips": False}
+
+
+def test_equal_budget_interpolates_between_uniform_runs():
+    lo = arm("uniform N=4", 108, 4.0, 31.0, 0.80, 0.24)
+    hi = arm("uniform N=5", 135, 5.0, 30.8, 0.82, 0.22)
+    e = B.equal_budget(lo, hi, 4.25)
+    assert (e["n"], e["n_low"], e["n_high"], e["weight_high"]) == (4.25, 4, 5, pytest.approx(0.25))
+    assert e["psnr_y"] == pytest.approx(30.95) and e["lpips"] == pytest.approx(0.235)
+    assert e["ssim_y"] == pytest.approx(0.805) and e["seconds"] == pytest.approx(4.25)
+    assert e["tile_evaluations"] == 115 and isinstance(e["tile_evaluations"], int)  # round(114.75)
+    assert e["mean_steps_per_tile"] == pytest.approx(4.25)
+    same = B.equal_budget(lo, lo, 4.0)  # an integer mean: both ends are the same run
+    assert same["weight_high"] == 0.0 and same["psnr_y"] == 31.0 and same["tile_evaluations"] == 108
+
+
+# ------------------------------------------------------------------------------------------------ sweep_configs
+def test_sweep_configs_default():
+    cfg = AdaptiveConfig()
+    pts = B.sweep_configs(cfg)
+    labels = [p[2] for p in pts]
+    assert len(set(labels)) == len(labels)
+    uni = [(c.n_max, lab) for k, c, lab in pts if k == "uniform"]
+    assert uni == [(k, f"uniform N={k}") for k in (1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 20)]
+    alloc = {(c.n_min, c.n_max) for k, c, _ in pts if k == "allocation" and c.estimator == "gradient"}
+    assert alloc == {(1, 10), (2, 20), (4, 20), (8, 20), (2, 13)}
+    assert ("allocation", cfg.with_(n_min=2, n_max=20), "allocation 2–20") in pts
+    ee = [c for k, c, _ in pts if k == "early-exit"]
+    assert {c.epsilon for c in ee} >= {0.001, 0.0015, 0.002, 0.003, 0.005}
+    assert all(c.n_max == 20 and c.exit_mode == "tile" for c in ee)
+    assert [c.epsilon for k, c, _ in pts if k == "adasr"] == [0.0015, 0.003]
+    assert {k for k, _, _ in pts} == set(POLICIES)
+    # every point is a policy that can be built (no n_min > n_max, valid rules)
+    for kind, c, _ in pts:
+        make_policy(kind, c, calibration=Calibration(c.estimator, 0.0, 1.0), estimator_fn=gradient_map)
+    # only the swept fields differ from the base config
+    for kind, c, _ in pts:
+        same = {k for k, v in c.to_dict().items() if v == cfg.to_dict()[k]}
+        assert {"mapping", "normalize", "patience", "exit_mode"} <= same
+
+
+def test_sweep_configs_around_a_smaller_budget():
+    pts = B.sweep_configs(AdaptiveConfig(n_max=12))
+    assert [c.n_max for k, c, _ in pts if k == "uniform"] == [1, 2, 3, 4, 5, 6, 8, 10, 12]
+    assert {(c.n_min, c.n_max) for k, c, _ in pts if k == "allocation" and c.estimator == "gradient"} == {
+        (1, 6), (2, 12), (4, 12), (8, 12), (2, 8)}
+
+
+def test_sweep_configs_are_valid_for_small_n_max():
+    for kind, c, _ in B.sweep_configs(AdaptiveConfig(n_max=6)):
+        make_policy(kind, c, calibration=Calibration(c.estimator, 0.0, 1.0), estimator_fn=gradient_map)
+
+
+# ----------------------------------------------------------------------------------------------------- formatting
+def moon() -> dict:
+    base = arm("uniform N=20", 500, 40.0, 28.123, 0.71234, 0.31, tiles=25)
+    ada = arm("adasr", 111, 11.43, 28.5, 0.7, 0.33, tiles=25)
+    return {"baseline": base, "adasr": ada, "speedup": 3.5, "eval_ratio": 500 / 111,
+            "steps_saved_per_tile": 20 - 111 / 25}
+
+
+def result(sweep: bool = True, with_moon: bool = True) -> dict:
+    cfg = AdaptiveConfig().to_dict()
+    arms = {"uniform": arm("uniform N=20", 540, 20.0, 30.71, 0.8123, 0.2060),
+            "allocation": arm("allocation", 123, 5.5, 30.95, 0.82, 0.2270),
+            "early-exit": arm("early-exit", 138, 6.25, 31.50, 0.83, 0.2440),
+            "adasr": arm("adasr", 100, 4.0, 31.60, 0.84, 0.2500)}
+    u4, u5, u6 = (arm(f"uniform N={n}", 27 * n, float(n), 31.0 - 0.1 * n, 0.8, 0.26 - 0.01 * n) for n in (4, 5, 6))
+    controls = {"allocation": B.equal_budget(u4, u5, 123 / 27), "early-exit": B.equal_budget(u5, u6, 138 / 27),
+                "adasr": B.equal_budget(u4, u4, 4.0)}
+    comps = {k: B._compare(arms[k], arms["uniform"]) for k in POLICIES[1:]}
+    for k in POLICIES[1:]:
+        comps[k]["vs_equal_budget"] = {"psnr_gain_db": arms[k]["psnr_y"] - controls[k]["psnr_y"],
+                                       "lpips_gain": controls[k]["lpips"] - arms[k]["lpips"]}
+    r = {"benchmark": "adaptive", "config": cfg, "seed": 0, "crop": 256, "tile": 128, "overlap": 32,
+         "device": "cpu", "precision": "bf16", "arms": arms, "equal_budget_controls": controls, "comparisons": comps}
+    if sweep:
+        r["sweep"] = [
+            {"label": "uniform N=5", "policy": "uniform", "mean_steps_per_tile": 5.0, "psnr_y": 31.44, "lpips": 0.224,
+             "seconds": 5.0, "tile_evaluations": 135, "ssim_y": 0.8},
+            {"label": "uniform N=1", "policy": "uniform", "mean_steps_per_tile": 1.0, "psnr_y": 31.98, "lpips": 0.256,
+             "seconds": 1.0, "tile_evaluations": 27, "ssim_y": 0.8},
+            {"label": "uniform N=20", "policy": "uniform", "mean_steps_per_tile": 20.0, "psnr_y": 30.71,
+             "lpips": 0.206, "seconds": 20.0, "tile_evaluations": 540, "ssim_y": 0.8},
+            {"label": "allocation 2–20", "policy": "allocation", "mean_steps_per_tile": 6.5, "psnr_y": 31.2,
+             "lpips": 0.23, "seconds": 6.0, "tile_evaluations": 176, "ssim_y": 0.8},
+            {"label": "allocation 1–10", "policy": "allocation", "mean_steps_per_tile": 3.25, "psnr_y": 31.6,
+             "lpips": 0.24, "seconds": 3.0, "tile_evaluations": 88, "ssim_y": 0.8},
+            {"label": "early-exit ε=0.002", "policy": "early-exit", "mean_steps_per_tile": 5.1, "psnr_y": 31.5,
+             "lpips": 0.244, "seconds": 5.0, "tile_evaluations": 138, "ssim_y": 0.8},
+        ]
+    if with_moon:
+        r["moon"] = moon()
+    return r
+
+
+def test_format_moon_table():
+    text = B.format_moon_table(moon())
+    lines = text.splitlines()
+    assert lines[0] == ("| Image Subject | Baseline PSNR | **AdaSR PSNR** | Baseline SSIM | **AdaSR SSIM** | "
+                        "Improvement |")
+    assert lines[1] == "| :--- | :---: | :---: | :---: | :---: | :--- |"
+    assert lines[2] == "| **Moon** | 28.12 dB | **28.50 dB** | 0.712 | **0.700** | **+0.38 dB** |"
+    assert lines[0].count("|") == lines[1].count("|") == lines[2].count("|") == 7
+    assert lines[4] == ("Speedup 3.50× (wall clock), 4.50× fewer tile-evaluations; 15.6 steps saved per tile "
+                        "(20 → 4.4); LPIPS 0.3100 → 0.3300.")
+
+
+def test_format_adaptive_contains_the_numbers():
+    r = result()
+    text = B.format_adaptive(r)
+    lines = text.splitlines()
+    assert lines[0] == "adaptive: held-out 256×256 crops ×4, tiles 128/32, cpu/bf16, seed 0"
+    assert lines[1] == ("N_max 20, N_min 3, estimator gradient (calibrated, linear), ε 0.002, P 2, T_min 4, "
+                        "exit per tile")
+    row = next(l for l in lines if l.startswith("allocation "))
+    assert row.split() == ["allocation", "4.56", "123", "5.50", "30.95", "0.8200", "0.2270"]
+    row = next(l for l in lines if l.startswith("uniform N=20 "))
+    assert row.split() == ["uniform", "N=20", "20.00", "540", "20.00", "30.71", "0.8123", "0.2060"]
+    ctl = next(l for l in lines if "for allocation" in l)  # interpolated control at N = 4.56
+    assert ctl.split()[:5] == ["N=4.56", "for", "allocation", "4.56", "123"]
+    assert "N=4.00 for adasr" in text
+    cmp = next(l for l in lines if l.strip().startswith("allocation") and "evals" in l)
+    assert "evals  4.39× (met)" in cmp and "wall  3.64× (met)" in cmp
+    assert "PSNR +0.24 dB (met)" in cmp and "LPIPS +0.0210 (NOT met)" in cmp
+    eb = r["comparisons"]["allocation"]["vs_equal_budget"]
+    assert f"vs equal budget: PSNR {eb['psnr_gain_db']:+.2f} dB, LPIPS {-eb['lpips_gain']:+.4f}" in cmp
+    assert "  uniform N=1            steps   1.00  sec   1.00  PSNR-Y  31.98  LPIPS 0.2560" in lines
+    assert text.endswith(B.format_moon_table(r["moon"]))
+    short = B.format_adaptive(result(sweep=False, with_moon=False))
+    assert "sweep" not in short and "Moon" not in short and short.splitlines()[:4] == lines[:4]
+
+
+# --------------------------------------------------------------------------------------------------------- figure
+def test_plot_speed_quality_draws_the_uniform_sweep_as_a_line():
+    r = result()
+    fig = plot_speed_quality(r)
+    ax_l, ax_p = fig.axes[:2]
+    for ax, key in ((ax_l, "lpips"), (ax_p, "psnr_y")):
+        lines = {l.get_label(): l for l in ax.get_lines()}
+        assert set(lines) == {"uniform", "allocation", "early-exit"}  # no adasr point in this sweep
+        u = lines["uniform"]
+        np.testing.assert_array_equal(u.get_xdata(), [1.0, 5.0, 20.0])  # sorted by cost
+        want = {"lpips": [0.256, 0.224, 0.206], "psnr_y": [31.98, 31.44, 30.71]}[key]
+        np.testing.assert_array_equal(u.get_ydata(), want)
+        assert u.get_linestyle() == "-"
+        a = lines["allocation"]
+        np.testing.assert_array_equal(a.get_xdata(), [3.25, 6.5])
+        np.testing.assert_array_equal(a.get_ydata(), {"lpips": [0.24, 0.23], "psnr_y": [31.6, 31.2]}[key])
+        assert a.get_linestyle() == "None" and a.get_marker() == "s"
+        np.testing.assert_array_equal(lines["early-exit"].get_xdata(), [5.1])
+    assert "LPIPS" in ax_l.get_ylabel() and "PSNR" in ax_p.get_ylabel()
+    assert "tile-evaluations" in ax_l.get_xlabel()
+
+
+def test_plot_speed_quality_needs_a_sweep():
+    with pytest.raises(ValueError, match="no sweep points"):
+        plot_speed_quality(result(sweep=False))
+
+
+def test_save_curve_figure(tmp_path):
+    B.save_curve_figure(result(), str(tmp_path / "curve.png"))
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------------------------------------------------- CLI
+def test_parser_accepts_adaptive_options():
+    p = top_bench.build_parser()
+    a = p.parse_args(["adaptive", "--no-sweep", "--no-moon", "--n-max", "8", "--n-min", "2", "--estimator", "sobel",
+                      "--normalize", "image", "--mapping", "threshold", "--epsilon", "0.01", "--patience", "3",
+                      "--warmup", "5", "--seed", "2", "--figure", "f.png", "--json", "r.json", "--device", "cpu",
+                      "--precision", "fp32"])
+    assert (a.which, a.no_sweep, a.no_moon, a.n_max, a.n_min, a.estimator) == ("adaptive", True, True, 8, 2, "sobel")
+    assert (a.normalize, a.mapping, a.epsilon, a.patience, a.warmup, a.seed) == ("image", "threshold", 0.01, 3, 5, 2)
+    assert (a.figure, a.json, a.device, a.precision) == ("f.png", "r.json", "cpu", "fp32")
+    d = p.parse_args(["adaptive"])
+    c = AdaptiveConfig()
+    assert (d.no_sweep, d.no_moon, d.figure, d.json) == (False, False, None, None)
+    assert (d.n_max, d.n_min, d.estimator, d.normalize, d.mapping, d.epsilon, d.patience, d.warmup) == (
+        c.n_max, c.n_min, c.estimator, c.normalize, c.mapping, c.epsilon, c.patience, c.warmup)
+    with pytest.raises(SystemExit):
+        p.parse_args(["adaptive", "--normalize", "global"])
+
+
+def test_bench_adaptive_cli_wiring(monkeypatch, capsys, tmp_path):
+    """`adasr bench adaptive …` → adaptive(config=…, sweep=…, moon=…), the table printed, JSON and figure written."""
+    seen = {}
+
+    def fake(**kw):
+        seen.update(kw)
+        return result(sweep=True, with_moon=False)
+
+    monkeypatch.setattr(B, "adaptive", fake)
+    code = cli.main(["bench", "adaptive", "--no-moon", "--n-max", "8", "--n-min", "2", "--epsilon", "0.01",
+                     "--json", str(tmp_path / "r.json"), "--figure", str(tmp_path / "fig.png"), "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert seen["config"] == AdaptiveConfig(n_max=8, n_min=2, epsilon=0.01)
+    assert (seen["sweep"], seen["moon"], seen["device"], seen["seed"]) == (True, False, "cpu", 0)
+    assert out.strip() == B.format_adaptive(result(sweep=True, with_moon=False))
+    assert json.loads((tmp_path / "r.json").read_text())["arms"]["allocation"]["tile_evaluations"] == 123
+    assert (tmp_path / "fig.png").exists()
+    code = cli.main(["bench", "adaptive", "--no-sweep", "--no-moon"])
+    capsys.readouterr()
+    assert code == 0 and (seen["sweep"], seen["moon"]) == (False, False) and seen["config"] == AdaptiveConfig()
