@@ -8,7 +8,8 @@ computed on BT.601 gray I = 0.299 R + 0.587 G + 0.114 B in [0, 1]:
 * ``sobel`` (AdaBM's I2B score): C = sqrt(G_x² + G_y²) with the 3×3 Sobel kernels / 8 (a unit ramp gives 1);
 * ``variance``: C = E_w[I²] − E_w[I]² over a 5×5 window w (reflect padding; AdaSR pads with zeros);
 * ``fft``: the high-band energy ratio of each ``block``×``block`` block, Σ_{|f|>f_c} |F|² / Σ_{f≠0} |F|²
-  (f in cycles/pixel, f_c = ``cutoff``), constant over the block;
+  (f in cycles/pixel, f_c = ``cutoff``), constant over the block — a ratio, blind to the amount of energy, so a
+  flat block with faint noise scores high and a strong edge scores low;
 * ``uncertainty``: how much the model's clean estimate depends on the noise at timestep t,
   C = mean_c |x̂0(x_t^a) − x̂0(x_t^b)| for two independent noisings x_t = √ᾱ_t·0 + √(1−ᾱ_t)·ε of the sampler's
   start. AdaSR's form |x̂0(ε̂) − x̂0| needs a network with two heads (ε and x0); for a one-head network it is

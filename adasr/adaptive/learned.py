@@ -72,7 +72,9 @@ class ComplexityNet(nn.Module):
 
 def one_step_error(model, hr: torch.Tensor, pool: int = 8, seed: int = 0, precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
     """(up(LR), e) for HR crops (B, 3, H, W): e (B, 1, H, W) is the local mean error after one DDIM step from
-    pure noise (module docstring), pooled over ``pool``×``pool`` windows (stride 1, replicate padding)."""
+    pure noise (module docstring), pooled over ``pool``×``pool`` windows (stride 1, replicate padding).
+    The noise comes from ``torch.Generator().manual_seed(seed)``, as in
+    :func:`~adasr.adaptive.complexity.uncertainty_map`: give the two different seeds when comparing them."""
     from ..data import make_pair
     from ..runtime import autocast
 

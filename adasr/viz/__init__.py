@@ -5,6 +5,10 @@ inside); notebooks save it with :func:`savefig` into ``figures/NN_name.png``. Te
 * :mod:`adasr.viz.diffusion` — forward process, schedules, toy DDPM (notebook 01)
 * :mod:`adasr.viz.sr`        — sampler curves, SR grids, colour cast, seams (notebooks 02–03)
 * :mod:`adasr.viz.compare`   — the CLI's input / bicubic / adasr comparison figure
+* :mod:`adasr.viz.complexity` — estimator maps, normalisations, rank agreement (notebook 04)
+* :mod:`adasr.viz.allocation` — step maps, refinement snapshots, cost vs quality (notebook 05)
+* :mod:`adasr.viz.early_exit` — Δ curves, stop maps, what early exit loses (notebook 06)
+* :mod:`adasr.viz.adaptive`   — the speed–quality curve of ``adasr bench adaptive``
 """
 
 from __future__ import annotations

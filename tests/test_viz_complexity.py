@@ -1,0 +1,118 @@
+"""Data checks for adasr.viz.complexity: what each figure draws is the data it was given."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from adasr.adaptive.complexity import Calibration, patch_means
+from adasr.sampling.tiles import TileGrid
+from adasr.viz import complexity as V
+
+
+def teardown_function(_):
+    plt.close("all")
+
+
+def test_as_map_and_minmax():
+    m = torch.arange(6.0).view(1, 1, 2, 3)
+    np.testing.assert_array_equal(V.as_map(m), np.arange(6.0).reshape(2, 3))
+    np.testing.assert_allclose(V.minmax(m), np.arange(6.0).reshape(2, 3) / 5)
+    np.testing.assert_array_equal(V.minmax(np.full((4, 4), 3.0)), np.zeros((4, 4)))
+    with pytest.raises(ValueError):
+        V.as_map(torch.zeros(2, 1, 4, 4))
+
+
+def test_tile_matrix_follows_positions():
+    g = TileGrid.cover(256, 256, 128, 32)  # tops/lefts 0, 64, 128
+    vals = torch.arange(9.0)
+    np.testing.assert_array_equal(V.tile_matrix(vals, g), np.arange(9.0).reshape(3, 3))
+    g2 = TileGrid(64, 128, 64, 64, ((0, 64), (0, 0)))  # positions out of order
+    np.testing.assert_array_equal(V.tile_matrix([5.0, 7.0], g2), [[7.0, 5.0]])
+    with pytest.raises(ValueError):
+        V.tile_matrix([1.0, 2.0], g)
+
+
+def test_estimator_maps_figure_draws_per_image_minmax():
+    rng = np.random.default_rng(0)
+    imgs = {"a": rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), "b": rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)}
+    maps = {"gradient": {"a": torch.rand(1, 1, 16, 16) * 5 + 1, "b": torch.rand(1, 1, 16, 16)},
+            "fft": {"a": np.ones((16, 16)), "b": np.arange(256.0).reshape(16, 16)}}
+    fig = V.estimator_maps_figure(imgs, maps)
+    axes = np.array(fig.axes).reshape(2, 3)
+    np.testing.assert_array_equal(axes[1, 0].get_images()[0].get_array(), imgs["b"])
+    grad_a = axes[0, 1].get_images()[0].get_array()
+    np.testing.assert_allclose(grad_a, V.minmax(maps["gradient"]["a"]))
+    assert grad_a.min() == 0 and grad_a.max() == pytest.approx(1)
+    np.testing.assert_allclose(axes[1, 2].get_images()[0].get_array(), np.arange(256.0).reshape(16, 16) / 255)
+    assert [ax.get_title() for ax in axes[0]] == ["up(LR)", "gradient", "fft"]
+    assert axes[1, 0].get_ylabel() == "b"
+    with pytest.raises(ValueError):
+        V.estimator_maps_figure(imgs, {"gradient": {"a": maps["gradient"]["a"]}})
+
+
+def test_normalisation_figure_matrices_and_levels():
+    g = TileGrid.cover(64, 64, 32, 0)  # 2×2 tiles
+    scores = {"batch": {"x": [0.1, 0.2, 0.3, 0.4], "y": torch.tensor([0.0, 1.0, 0.5, 0.5])},
+              "calibrated": {"x": [1.0, 0.0, 0.0, 1.0], "y": [0.2, 0.2, 0.2, 0.2]}}
+    levels = {"x": torch.tensor([1, -1, -1, 1]), "y": [0, 0, 0, 0]}
+    fig = V.normalisation_figure(scores, g, levels)
+    axes = np.array(fig.axes).reshape(2, 3)
+    np.testing.assert_allclose(axes[0, 0].get_images()[0].get_array(), [[0.1, 0.2], [0.3, 0.4]])
+    np.testing.assert_allclose(axes[1, 0].get_images()[0].get_array(), [[0.0, 1.0], [0.5, 0.5]])
+    np.testing.assert_array_equal(axes[0, 2].get_images()[0].get_array(), [[1, -1], [-1, 1]])
+    assert [t.get_text() for t in axes[0, 0].texts] == ["0.10", "0.20", "0.30", "0.40"]
+    assert [t.get_text() for t in axes[0, 2].texts] == ["+1", "-1", "-1", "+1"]
+    assert [ax.get_title() for ax in axes[0]] == ["batch", "calibrated", "AdaBM level"]
+    assert len(V.normalisation_figure(scores, g).axes) == 4  # without levels: no last column
+
+
+def test_rank_correlations_pooled_and_per_image():
+    err = {"a": [1.0, 2.0, 3.0], "b": [10.0, 20.0, 30.0]}
+    scores = {"same": {"a": [0.1, 0.2, 0.3], "b": [1.0, 2.0, 3.0]},
+              "reversed": {"a": [3.0, 2.0, 1.0], "b": [3.0, 2.0, 1.0]}}
+    rho = V.rank_correlations(scores, err)
+    assert rho["same"] == pytest.approx({"all": 1.0, "a": 1.0, "b": 1.0})
+    assert rho["reversed"]["a"] == pytest.approx(-1.0) and rho["reversed"]["b"] == pytest.approx(-1.0)
+    # pooled: ranks of (3,2,1,3,2,1) against (1,2,3,10,20,30)
+    from scipy.stats import spearmanr
+
+    assert rho["reversed"]["all"] == pytest.approx(spearmanr([3, 2, 1, 3, 2, 1], [1, 2, 3, 10, 20, 30]).statistic)
+    with pytest.raises(ValueError):
+        V.rank_correlations({"x": {"a": [1, 2, 3]}}, err)
+
+
+def test_rank_agreement_figure_bars_and_scatter():
+    err = {"a": torch.tensor([1.0, 2.0, 3.0]), "b": torch.tensor([10.0, 20.0, 30.0])}
+    scores = {"g": {"a": [0.1, 0.2, 0.3], "b": [1.0, 2.0, 3.0]}, "f": {"a": [3.0, 2.0, 1.0], "b": [0.0, 5.0, 4.0]},
+              "u": {"a": [1.0, 2.0, 3.0], "b": [4.0, 5.0, 6.0]}}
+    rho = V.rank_correlations(scores, err)
+    fig = V.rank_agreement_figure(scores, err)
+    bar_ax = fig.axes[0]
+    np.testing.assert_allclose([p.get_height() for p in bar_ax.patches], [rho[e]["all"] for e in scores])
+    a_dots = next(l for l in bar_ax.get_lines() if l.get_label() == "a")
+    np.testing.assert_allclose(a_dots.get_ydata(), [rho[e]["a"] for e in scores])
+    assert len(fig.axes) == 1 + 3
+    f_ax = next(ax for ax in fig.axes[1:] if ax.get_title().startswith("f "))
+    b_pts = next(l for l in f_ax.get_lines() if l.get_label() == "b")
+    # ranks of f's scores among all 6 tiles: (3,2,1 | 0,5,4) -> b's are 1, 6, 5
+    np.testing.assert_array_equal(b_pts.get_xdata(), [1, 6, 5])
+    np.testing.assert_array_equal(b_pts.get_ydata(), [10.0, 20.0, 30.0])
+    assert f"ρ={rho['f']['all']:.2f}" in f_ax.get_title()
+
+
+def test_complexity_panels_patch_means_and_levels():
+    img = np.zeros((16, 16, 3), np.uint8)
+    raw = torch.zeros(1, 1, 16, 16)
+    raw[..., :8, :8] = 1.0
+    raw[..., 8:, 8:] = 0.5
+    cal = Calibration("gradient", low=0.2, high=0.8)
+    fig = V.complexity_panels(img, raw, 8, cal, title="t")
+    axes = [ax for ax in fig.axes if ax.get_images()]
+    np.testing.assert_allclose(axes[2].get_images()[0].get_array(), patch_means(raw, 8)[0].numpy())
+    np.testing.assert_array_equal(axes[3].get_images()[0].get_array(), [[1, -1], [-1, 0]])
+    assert "−1:2" in axes[3].get_title() and "+1:1" in axes[3].get_title()
+    assert axes[2].get_title() == "C_p, 8×8 patches"
+    assert fig._suptitle.get_text() == "t"
