@@ -1,0 +1,350 @@
+"""Figures for Δx̂0 early exit (notebook 06): Δ curves, where tiles stop, what stopping costs in quality.
+
+Every plotting function takes data (Δ histories, stop steps, images, metric values), draws with matplotlib and
+returns the ``Figure``; none samples a model. The conventions are those of :mod:`adasr.adaptive.early_exit`:
+
+* after step k of a tile's schedule the sampler has the clean estimate x̂0^(k); from the second step on,
+
+      Δ_k = RMS(x̂0^(k) − x̂0^(k−1)) / R
+
+  (R = 2·s, the range of the diffused variable) is appended to ``TileState.history``, so ``history[j]`` is Δ at
+  step k = j + 2;
+* the rule (ε, P, T_min) stops a tile after step k ≥ T_min when the last P values of Δ are all below ε; the tile
+  keeps x̂0^(k). Its *stop step* is k, the number of UNet tile-evaluations it cost (N_max if the rule never fires).
+
+Besides the figures, :func:`stop_steps` replays the rule on recorded Δ histories (of a run that never stopped):
+because stopping only removes steps, an early-exit run is a prefix of the uniform run, and any (ε, P, T_min) can
+be evaluated from one uniform trajectory without sampling again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from ..adaptive.early_exit import EarlyExitRule, global_deltas
+from ..sampling.policies import TileState
+from ..sampling.tiles import TileGrid
+from .common import as_display
+
+Image = Any  # uint8 (H, W, 3) ndarray or float tensor (1|3, H, W) in [−1, 1]
+
+TILE_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:red")
+
+
+def _off(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def delta_steps(n: int) -> np.ndarray:
+    """The step index k of each of ``n`` Δ values of a history: 2, 3, …, n + 1 (int array (n,))."""
+    return np.arange(2, n + 2)
+
+
+def stop_steps(histories: Sequence[Sequence[float]], rule: EarlyExitRule, n_steps: int,
+               mode: Literal["tile", "global"] = "tile") -> list[int]:
+    """Replay ``rule`` on the Δ histories of a run that never stopped: each tile's stop step k ∈ [1, n_steps].
+
+    Args:
+        histories: one Δ list per tile (``TileState.history`` of an N-step run with a rule that never fires),
+            each of length ``n_steps − 1``.
+        rule: the ε, P, T_min to replay (:class:`~adasr.adaptive.early_exit.EarlyExitRule`).
+        n_steps: N, the length of the schedule (a tile that never stops costs N).
+        mode: ``'tile'`` (each tile on its own Δ) or ``'global'`` (every tile stops at the first step where the
+            whole-image Δ of :func:`~adasr.adaptive.early_exit.global_deltas` meets the rule).
+
+    Returns the list of stop steps, one per tile — what :class:`~adasr.adaptive.early_exit.EarlyExit` would report
+    as each tile's ``evaluations``; the tile's result is its x̂0 after that step.
+    """
+    if any(len(h) < n_steps - 1 for h in histories):
+        raise ValueError(f"every history needs {n_steps - 1} Δ values for an {n_steps}-step schedule")
+
+    def first_stop(deltas: Sequence[float]) -> int:
+        # after step k the policy has seen k − 1 values of Δ and has taken k steps
+        return next((k for k in range(1, n_steps + 1) if rule.should_stop(deltas[: k - 1], k)), n_steps)
+
+    if mode == "tile":
+        return [first_stop(h) for h in histories]
+    if mode == "global":
+        g = global_deltas([TileState(i, [0], history=list(h)) for i, h in enumerate(histories)])
+        return [first_stop(g)] * len(histories)
+    raise ValueError(f"mode must be 'tile' or 'global', got {mode!r}")
+
+
+def _delta_axes(ax, tiles: Sequence[Sequence[float]], glob: Sequence[float] | None, colour: str,
+                stops: Sequence[int] | None, epsilon: float | None, warmup: int | None) -> None:
+    """Thin line per tile, thick global line, ε line, T_min shading and stop markers on one axes."""
+    for i, h in enumerate(tiles):
+        if len(h):
+            ax.plot(delta_steps(len(h)), h, color=colour, lw=0.8, alpha=0.55, label="tiles" if i == 0 else None)
+    if glob is not None and len(glob):
+        ax.plot(delta_steps(len(glob)), glob, color="k", lw=2.2, label="global")
+    if stops is not None:
+        xs, ys = [], []
+        for h, k in zip(tiles, stops):
+            if k >= 2 and len(h) >= k - 1:
+                xs.append(k)
+                ys.append(h[k - 2])
+        if xs:
+            ax.plot(xs, ys, linestyle="none", marker="x", color="crimson", markersize=6, label="stop")
+    if epsilon is not None:
+        ax.axhline(epsilon, color="crimson", lw=1.0, ls="--", label=f"ε = {epsilon:g}")
+    if warmup is not None and warmup > 1:
+        ax.axvspan(0.5, warmup + 0.5, color="0.85", alpha=0.6, lw=0, label=f"k ≤ T_min = {warmup}")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3, which="both")
+
+
+def delta_curves_figure(
+    panels: Mapping[str, Mapping[str, Any]],
+    *,
+    epsilon: float | None = None,
+    warmup: int | None = None,
+    panel: float = 2.6,
+    title: str | None = None,
+) -> Figure:
+    """One panel per run: Δ_k of every tile (thin lines) and of the whole image (thick black), log y, shared.
+
+    Args:
+        panels: ``{panel title: {"tiles": [Δ list per tile], "global": Δ list (optional), "stops": stop step per
+            tile (optional, drawn as ×), "colour": line colour (optional)}}``; Δ lists are ``TileState.history``
+            (value j at step k = j + 2).
+        epsilon: draw the threshold ε as a dashed line.
+        warmup: shade the steps k ≤ T_min, where the rule may not stop.
+        panel: inches per panel (width).
+        title: figure title.
+    """
+    if not panels:
+        raise ValueError("need at least one panel")
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(panel * n + 0.4, panel * 0.95 + 0.5), sharey=True, squeeze=False)
+    n_max = 2
+    for c, (label, d) in enumerate(panels.items()):
+        ax = axes[0, c]
+        tiles = [list(h) for h in d["tiles"]]
+        colour = d.get("colour", TILE_COLOURS[c % len(TILE_COLOURS)])
+        _delta_axes(ax, tiles, d.get("global"), colour, d.get("stops"), epsilon, warmup)
+        n_max = max([n_max] + [len(h) + 1 for h in tiles])
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("step k", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes[0]:
+        ax.set_xlim(0.5, n_max + 0.5)
+    axes[0, 0].set_ylabel(r"$\Delta_k$ (RMS change of $\hat x_0$) / R", fontsize=8)
+    axes[0, -1].legend(fontsize=6.5, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _stop_map_axes(ax, stop_map: np.ndarray, grid: TileGrid | None, stops: Sequence[int] | None, n_max: int):
+    """Draw a stop map (H, W) on a fixed colour scale [1, N_max], with each tile's stop step written at its centre."""
+    im = ax.imshow(np.asarray(stop_map, dtype=float), cmap="viridis", vmin=1, vmax=n_max)
+    if grid is not None and stops is not None:
+        for (t, l), k in zip(grid.positions, stops):
+            ax.text(l + (grid.tile_w - 1) / 2, t + (grid.tile_h - 1) / 2, str(int(k)), ha="center", va="center",
+                    fontsize=7, color="w" if k < 0.6 * n_max else "k")
+    _off(ax)
+    return im
+
+
+def _metric_line(m: Mapping[str, float] | None) -> str:
+    """'6.2 steps · 25.10 dB · LPIPS 0.210' from whichever of steps / psnr_y / lpips are present."""
+    if not m:
+        return ""
+    parts = []
+    if "steps" in m:
+        parts.append(f"{m['steps']:.1f} steps/tile")
+    if "psnr_y" in m:
+        parts.append(f"{m['psnr_y']:.2f} dB")
+    if "lpips" in m:
+        parts.append(f"LPIPS {m['lpips']:.3f}")
+    return " · ".join(parts)
+
+
+def abs_difference(a: Image, b: Image, block: int = 1) -> np.ndarray:
+    """Mean absolute difference over RGB, in 8-bit levels, of two same-size images: (H, W) float64, or with
+    ``block`` > 1 its mean over non-overlapping block×block squares, (H // block, W // block)."""
+    x, y = as_display(a).astype(np.float64), as_display(b).astype(np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"images differ in shape: {x.shape} vs {y.shape}")
+    d = np.abs(x - y).mean(axis=2)
+    if block > 1:
+        h, w = d.shape[0] // block, d.shape[1] // block
+        d = d[: h * block, : w * block].reshape(h, block, w, block).mean(axis=(1, 3))
+    return d
+
+
+def stops_figure(
+    arms: Mapping[str, Mapping[str, Any]],
+    reference: Image,
+    *,
+    grid: TileGrid | None = None,
+    n_max: int = 20,
+    reference_label: str = "uniform",
+    reference_metrics: Mapping[str, float] | None = None,
+    show: str | None = None,
+    diff_max: float = 12.0,
+    block: int = 4,
+    panel: float = 2.1,
+) -> Figure:
+    """Where tiles stop and what is lost. One column per early-exit arm: its stop map (top, cost and quality in the
+    title) and |result − reference| (bottom); the last column shows the reference (top) and one arm's result.
+
+    Args:
+        arms: ``{label: {"stop_map": (H, W) stop step per pixel (``tile_value_map`` of the stop steps),
+            "image": the early-exit result (H, W, 3), "stops": stop step per tile (optional, written on the map),
+            "metrics": {steps, psnr_y, lpips} (optional, in the title)}}``.
+        reference: the uniform-N_max result (H, W, 3).
+        grid: the tile grid (to write each tile's stop step at its centre).
+        n_max: top of the stop-map colour scale.
+        reference_label, reference_metrics: title of the reference panel.
+        show: the arm whose image is shown bottom right (default: the first).
+        diff_max: top of the difference colour scale, in 8-bit levels.
+        block: the difference is averaged over block×block squares (:func:`abs_difference`), which keeps the
+            figure small and shows where detail differs rather than pixel noise.
+        panel: inches per panel.
+    """
+    if not arms:
+        raise ValueError("need at least one arm")
+    ref = as_display(reference)
+    show = show if show is not None else next(iter(arms))
+    if show not in arms:
+        raise ValueError(f"show={show!r} is not one of the arms {list(arms)}")
+    n = len(arms)
+    fig, axes = plt.subplots(2, n + 1, figsize=((n + 1) * panel + 0.9, 2 * panel + 0.7), squeeze=False,
+                             layout="constrained")
+    im_map = im_diff = None
+    for c, (label, d) in enumerate(arms.items()):
+        img = as_display(d["image"])
+        if img.shape != ref.shape:
+            raise ValueError(f"{label}: image {img.shape} differs from the reference {ref.shape}")
+        stop_map = np.asarray(d["stop_map"], dtype=float)
+        if stop_map.shape != ref.shape[:2]:
+            raise ValueError(f"{label}: stop map {stop_map.shape} differs from the image {ref.shape[:2]}")
+        im_map = _stop_map_axes(axes[0, c], stop_map, grid, d.get("stops"), n_max)
+        line = _metric_line(d.get("metrics"))
+        axes[0, c].set_title(f"{label}: stop step" + (f"\n{line}" if line else ""), fontsize=7.5)
+        im_diff = axes[1, c].imshow(abs_difference(img, ref, block), cmap="magma", vmin=0, vmax=diff_max)
+        axes[1, c].set_title(f"|{label} − {reference_label}|", fontsize=7.5)
+        _off(axes[1, c])
+    axes[0, n].imshow(ref, interpolation="antialiased")
+    line = _metric_line(reference_metrics)
+    axes[0, n].set_title(reference_label + (f"\n{line}" if line else ""), fontsize=7.5)
+    axes[1, n].imshow(as_display(arms[show]["image"]), interpolation="antialiased")
+    axes[1, n].set_title(f"{show} result", fontsize=7.5)
+    for ax in axes[:, n]:
+        _off(ax)
+    for row, im, label in ((0, im_map, "stop step"), (1, im_diff, f"mean |Δ| per {block}×{block}\n(8-bit levels)")):
+        cb = fig.colorbar(im, ax=list(axes[row, :n]), fraction=0.03, pad=0.01, shrink=0.9)
+        cb.set_label(label, fontsize=7)
+        if row == 0:
+            cb.set_ticks(sorted({1, n_max} | set(range(5, n_max, 5))))
+        cb.ax.tick_params(labelsize=7)
+    return fig
+
+
+def stop_quality_figure(
+    steps: Sequence[int],
+    curves: Mapping[str, Mapping[str, Sequence[float]]],
+    *,
+    reference: Mapping[str, Mapping[str, float]] | None = None,
+    images: Mapping[str, Image] | None = None,
+    zoom: tuple[int, int, int] | None = None,
+    panel: float = 2.6,
+) -> Figure:
+    """What a sampler returns if it stops after step k: quality of each candidate image against k.
+
+    Args:
+        steps: the step indices k (x axis).
+        curves: ``{label: {"psnr_y": [...], "lpips": [...]}}`` one value per step — e.g. ``"x̂0^(k)"`` (the clean
+            estimate, what our early exit returns) and ``"x_t after step k"`` (the noisy sample, what the AdaSR
+            repository returns); a missing metric is left out of that panel.
+        reference: ``{label: {"psnr_y": v, "lpips": v}}`` drawn as horizontal lines (e.g. uniform N_max, bicubic).
+        images: ``{title: image}`` shown to the right of the two plots (e.g. both candidates at one step).
+        zoom: ``(top, left, size)``: show only that window of the images.
+        panel: inches per panel.
+    """
+    ks = list(steps)
+    imgs = dict(images or {})
+    ncol = 2 + len(imgs)
+    fig, axes = plt.subplots(1, ncol, figsize=(panel * ncol + 0.6, panel + 0.6), squeeze=False)
+    styles = ["-o", "-s", "-^", "-D"]
+    for ax, key, ylabel in zip(axes[0, :2], ("psnr_y", "lpips"), ("PSNR-Y (dB) ↑", "LPIPS ↓")):
+        for i, (label, c) in enumerate(curves.items()):
+            if key in c:
+                ys = list(c[key])
+                if len(ys) != len(ks):
+                    raise ValueError(f"{label}/{key}: {len(ys)} values for {len(ks)} steps")
+                ax.plot(ks, ys, styles[i % len(styles)], markersize=3.5, lw=1.2, label=label)
+        for j, (label, m) in enumerate((reference or {}).items()):
+            if key in m:
+                ax.axhline(m[key], color=("k", "0.5", "tab:brown")[j % 3], ls="--", lw=1.0, label=label)
+        ax.set_xlabel("stop after step k", fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=6.5, loc="best")
+    for ax, (title, img) in zip(axes[0, 2:], imgs.items()):
+        a = as_display(img)
+        if zoom is not None:
+            t, left, size = zoom
+            a = a[t : t + size, left : left + size]
+        ax.imshow(a)
+        ax.set_title(title, fontsize=7.5)
+        _off(ax)
+    fig.tight_layout()
+    return fig
+
+
+def exit_summary_figure(
+    stop_map: np.ndarray,
+    tiles: Sequence[Sequence[float]],
+    *,
+    stops: Sequence[int] | None = None,
+    glob: Sequence[float] | None = None,
+    grid: TileGrid | None = None,
+    epsilon: float | None = None,
+    warmup: int | None = None,
+    n_max: int = 20,
+    summary: str = "",
+    panel: float = 2.8,
+) -> Figure:
+    """Widget view of one early-exit run: the stop map and the Δ curves (thin per tile, thick global, × at each
+    stop), with a one-line cost/quality ``summary`` as the title.
+
+    Args:
+        stop_map: (H, W) stop step per pixel (``tile_value_map`` of ``stops``).
+        tiles: Δ history per tile (lengths may differ: a tile stopped at step k has k − 1 values).
+        stops: stop step per tile; glob: whole-image Δ; grid: the tile grid (stop steps written on the map).
+        epsilon, warmup: the rule's ε (dashed line) and T_min (shaded).
+        n_max: top of the stop-map colour scale and of the x axis.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(2 * panel + 1.2, panel + 0.4),
+                             gridspec_kw={"width_ratios": [1, 1.5]})
+    im = _stop_map_axes(axes[0], stop_map, grid, stops, n_max)
+    axes[0].set_title("stop step per tile", fontsize=8)
+    cb = fig.colorbar(im, ax=axes[0], fraction=0.046, pad=0.03)
+    cb.set_ticks(sorted({1, n_max} | set(range(5, n_max, 5))))
+    cb.ax.tick_params(labelsize=7)
+    _delta_axes(axes[1], [list(h) for h in tiles], glob, TILE_COLOURS[0], stops, epsilon, warmup)
+    axes[1].set_xlim(0.5, n_max + 0.5)
+    axes[1].set_xlabel("step k", fontsize=8)
+    axes[1].set_ylabel(r"$\Delta_k$", fontsize=8)
+    axes[1].tick_params(labelsize=7)
+    axes[1].legend(fontsize=6.5, loc="best")
+    if summary:
+        fig.suptitle(summary, fontsize=8.5)
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["abs_difference", "delta_curves_figure", "delta_steps", "exit_summary_figure", "stop_quality_figure",
+           "stop_steps", "stops_figure"]

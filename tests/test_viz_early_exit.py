@@ -1,0 +1,164 @@
+"""Data checks for adasr.viz.early_exit (the figures of notebook 06) and the replay of the Δx̂0 rule."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from adasr.adaptive.allocation import tile_value_map
+from adasr.adaptive.early_exit import EarlyExit, EarlyExitRule, global_deltas
+from adasr.sampling.policies import TileState, UniformDDIM
+from adasr.sampling.tiles import TileGrid
+from adasr.viz import early_exit as V
+
+
+def teardown_function(_):
+    plt.close("all")
+
+
+def _trajectories(deltas: np.ndarray) -> list[list[torch.Tensor]]:
+    """Per tile, a sequence of constant x̂0 tensors whose consecutive RMS changes / 2 are ``deltas[p]``."""
+    out = []
+    for row in deltas:
+        level = 0.0
+        xs = [torch.zeros(3, 4, 4)]
+        for d in row:
+            level += 2 * d
+            xs.append(torch.full((3, 4, 4), level))
+        out.append(xs)
+    return out
+
+
+def _run_policy(policy: EarlyExit, traj: list[list[torch.Tensor]]) -> list[int]:
+    """Drive ``policy`` the way sample_tiles does (decide per tile, then end_iteration) on fixed x̂0 sequences."""
+    n = len(traj[0])
+    tiles = [TileState(i, list(range(n - 1, -1, -1))) for i in range(len(traj))]
+    for k in range(n):
+        for s in tiles:
+            if s.done:
+                continue
+            s.evaluations += 1
+            decision = policy.decide(s, traj[s.index][k], s.x0)
+            s.x0 = traj[s.index][k]
+            s.position += 1
+            if decision.stop or s.position >= n:
+                s.done = True
+        for i in policy.end_iteration(tiles):
+            tiles[i].done = True
+    return [s.evaluations for s in tiles]
+
+
+@pytest.mark.parametrize("mode", ["tile", "global"])
+def test_stop_steps_replays_the_policy(mode):
+    rng = np.random.default_rng(0)
+    deltas = np.exp(rng.uniform(np.log(5e-4), np.log(8e-3), size=(6, 11)))  # 6 tiles, 12-step schedule
+    deltas[2, 3:6] = 1e-4  # one tile with a quiet stretch
+    traj = _trajectories(deltas)
+    for rule in (EarlyExitRule(0.002, 2, 4), EarlyExitRule(0.004, 1, 3), EarlyExitRule(0.001, 3, 2),
+                 EarlyExitRule(1e-9, 1, 1)):
+        policy = EarlyExit(UniformDDIM(12), rule, mode)
+        expected = _run_policy(policy, traj)
+        assert V.stop_steps(deltas.tolist(), rule, 12, mode) == expected, (rule, expected)
+    # a rule that never fires costs N everywhere, and the histories are what Δ measures
+    assert V.stop_steps(deltas.tolist(), EarlyExitRule(1e-9), 12, mode) == [12] * 6
+    with pytest.raises(ValueError):
+        V.stop_steps([[0.1] * 3], EarlyExitRule(), 12)
+    with pytest.raises(ValueError):
+        V.stop_steps(deltas.tolist(), EarlyExitRule(), 12, "image")  # type: ignore[arg-type]
+
+
+def test_stop_steps_first_possible_stop_is_warmup():
+    flat = [[1e-4] * 9] * 2
+    assert V.stop_steps(flat, EarlyExitRule(0.002, 2, 4), 10) == [4, 4]
+    assert V.stop_steps(flat, EarlyExitRule(0.002, 5, 1), 10) == [6, 6]  # P values need P + 1 steps
+    assert V.delta_steps(3).tolist() == [2, 3, 4]
+
+
+def test_delta_curves_figure_plots_histories_and_global():
+    tiles = [[0.003, 0.002, 0.004], [0.001, 0.001, 0.002]]
+    glob = global_deltas([TileState(i, [0], history=h) for i, h in enumerate(tiles)])
+    fig = V.delta_curves_figure({"model": {"tiles": tiles, "global": glob},
+                                 "foil": {"tiles": [[0.3, 0.1, 0.01, 0.002]], "stops": [3]}},
+                                epsilon=0.002, warmup=4, title="Δ")
+    ax0, ax1 = fig.axes
+    assert ax0.get_yscale() == "log" and ax0.get_title() == "model" and ax1.get_title() == "foil"
+    thin = [l for l in ax0.get_lines() if l.get_linewidth() < 1.0]  # one per tile
+    assert len(thin) == 2
+    np.testing.assert_array_equal(thin[0].get_xdata(), [2, 3, 4])
+    np.testing.assert_allclose(thin[1].get_ydata(), tiles[1])
+    g = next(l for l in ax0.get_lines() if l.get_label() == "global")
+    np.testing.assert_allclose(g.get_ydata(), [np.sqrt((0.003**2 + 0.001**2) / 2), np.sqrt((0.002**2 + 0.001**2) / 2),
+                                               np.sqrt((0.004**2 + 0.002**2) / 2)])
+    eps = next(l for l in ax0.get_lines() if l.get_label().startswith("ε"))
+    assert eps.get_ydata()[0] == 0.002
+    stop = next(l for l in ax1.get_lines() if l.get_label() == "stop")
+    assert stop.get_xdata().tolist() == [3] and stop.get_ydata().tolist() == [0.1]  # Δ at step 3 is history[1]
+    assert fig._suptitle.get_text() == "Δ"
+    with pytest.raises(ValueError):
+        V.delta_curves_figure({})
+
+
+def test_stops_figure_maps_images_and_differences():
+    grid = TileGrid.cover(64, 64, 32, 0)
+    stops = [4, 20, 4, 9]
+    stop_map = tile_value_map(stops, grid).numpy()
+    ref = np.full((64, 64, 3), 100, np.uint8)
+    img = ref.copy()
+    img[:32, 32:] += 8
+    arms = {"tile": {"stop_map": stop_map, "image": img, "stops": stops,
+                     "metrics": {"steps": 9.25, "psnr_y": 30.123, "lpips": 0.2}},
+            "global": {"stop_map": np.full((64, 64), 7.0), "image": ref}}
+    fig = V.stops_figure(arms, ref, grid=grid, reference_metrics={"steps": 20, "psnr_y": 29.5, "lpips": 0.18}, block=4)
+    (m0, m1, r_ref), (d0, d1, r_img) = [fig.axes[i : i + 3] for i in (0, 3)]
+    np.testing.assert_array_equal(m0.get_images()[0].get_array(), stop_map)
+    assert sorted(t.get_text() for t in m0.texts) == ["20", "4", "4", "9"] and not m1.texts
+    diff = d0.get_images()[0].get_array()
+    assert diff.shape == (16, 16) and diff[0, 10] == 8 and diff[10, 0] == 0  # 4×4 block means
+    assert float(np.asarray(d1.get_images()[0].get_array()).max()) == 0.0
+    np.testing.assert_array_equal(r_ref.get_images()[0].get_array(), ref)
+    np.testing.assert_array_equal(r_img.get_images()[0].get_array(), img)  # the first arm's result
+    assert "9.2 steps/tile" in m0.get_title() and "30.12 dB" in m0.get_title() and "0.200" in m0.get_title()
+    assert "20.0 steps/tile" in r_ref.get_title() and r_img.get_title() == "tile result"
+    np.testing.assert_array_equal(V.abs_difference(img, ref)[::4, ::4], diff)
+    with pytest.raises(ValueError):
+        V.stops_figure({"x": {"stop_map": stop_map[:10], "image": img}}, ref)
+    with pytest.raises(ValueError):
+        V.stops_figure(arms, ref, show="none")
+    with pytest.raises(ValueError):
+        V.abs_difference(img, ref[:10])
+
+
+def test_stop_quality_figure_curves_references_and_zoom():
+    ks = [1, 2, 3]
+    curves = {"x̂0^(k)": {"psnr_y": [31.0, 30.8, 30.5], "lpips": [0.3, 0.25, 0.2]},
+              "x_t": {"psnr_y": [5.0, 7.0, 12.0]}}
+    rng = np.random.default_rng(1)
+    images = {"a": rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), "b": np.zeros((16, 16, 3), np.uint8)}
+    fig = V.stop_quality_figure(ks, curves, reference={"uniform N=20": {"psnr_y": 30.0, "lpips": 0.21}},
+                                images=images, zoom=(4, 2, 8))
+    ax_p, ax_l, ax_a, ax_b = fig.axes
+    x0 = next(l for l in ax_p.get_lines() if l.get_label() == "x̂0^(k)")
+    np.testing.assert_array_equal(x0.get_xdata(), ks)
+    np.testing.assert_array_equal(x0.get_ydata(), [31.0, 30.8, 30.5])
+    assert [l.get_label() for l in ax_l.get_lines()] == ["x̂0^(k)", "uniform N=20"]  # x_t has no LPIPS here
+    ref = next(l for l in ax_p.get_lines() if l.get_label() == "uniform N=20")
+    assert ref.get_ydata()[0] == 30.0
+    np.testing.assert_array_equal(ax_a.get_images()[0].get_array(), images["a"][4:12, 2:10])
+    assert ax_b.get_title() == "b"
+    with pytest.raises(ValueError):
+        V.stop_quality_figure([1, 2], curves)
+
+
+def test_exit_summary_figure():
+    grid = TileGrid.cover(64, 64, 32, 0)
+    stops = [4, 6, 20, 4]
+    hist = [[0.001] * 3, [0.002] * 5, [0.003] * 19, [0.001] * 3]
+    fig = V.exit_summary_figure(tile_value_map(stops, grid).numpy(), hist, stops=stops, grid=grid, epsilon=0.002,
+                                warmup=4, summary="8.5 steps/tile")
+    ax_map, ax_d = fig.axes[:2]
+    assert sorted(t.get_text() for t in ax_map.texts) == ["20", "4", "4", "6"]
+    stop = next(l for l in ax_d.get_lines() if l.get_label() == "stop")
+    assert stop.get_xdata().tolist() == [4, 6, 20, 4]
+    assert fig._suptitle.get_text() == "8.5 steps/tile"
