@@ -1,0 +1,150 @@
+"""Data checks for adasr.viz.allocation: the plotted arrays, points and titles (no model is run)."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from adasr.adaptive.allocation import tile_value_map
+from adasr.sampling.policies import TileState
+from adasr.sampling.tiles import TileGrid
+from adasr.viz import allocation as V
+
+
+def teardown_function(_):
+    plt.close("all")
+
+
+GRID = TileGrid.cover(64, 64, 32, 8)  # 3×3 tiles of 32 px, starts 0/24/32
+
+
+def test_tile_centres_match_positions():
+    c = V.tile_centres(GRID)
+    assert c.shape == (9, 2)
+    np.testing.assert_allclose(c[0], [15.5, 15.5])
+    np.testing.assert_allclose(c[1], [24 + 15.5, 15.5])  # (x, y): second tile is to the right
+    np.testing.assert_allclose(c[3], [15.5, 24 + 15.5])
+
+
+def test_step_map_figure_draws_tile_value_maps_and_budgets():
+    up = np.full((64, 64, 3), 120, np.uint8)
+    c = torch.linspace(0, 1, 9)
+    budgets = [2, 3, 4, 5, 6, 7, 8, 9, 10]
+    sr = np.zeros((64, 64, 3), np.uint8)
+    fig = V.step_map_figure(up, c, budgets, GRID, n_min=2, n_max=10, sr=sr, metrics={"psnr_y": 25.123, "lpips": 0.2})
+    img_axes = [ax for ax in fig.axes if ax.get_images() and ax.get_title()]
+    assert len(img_axes) == 4
+    np.testing.assert_array_equal(img_axes[0].get_images()[0].get_array(), up)
+    np.testing.assert_allclose(img_axes[1].get_images()[0].get_array(), tile_value_map(c, GRID).numpy())
+    n_img = img_axes[2].get_images()[0]
+    np.testing.assert_array_equal(n_img.get_array(), tile_value_map(budgets, GRID).numpy())
+    assert n_img.get_clim() == (2, 10)
+    assert [t.get_text() for t in img_axes[2].texts] == [str(b) for b in budgets]
+    assert [t.get_text() for t in img_axes[1].texts][-1] == "1.00"
+    assert "25.12 dB" in img_axes[3].get_title() and "LPIPS 0.200" in img_axes[3].get_title()
+    assert fig._suptitle.get_text() == V.cost_line(budgets, 10)
+    assert "Σ N_p = 54" in fig._suptitle.get_text() and "90" in fig._suptitle.get_text()
+    with pytest.raises(ValueError):
+        V.step_map_figure(up, c[:4], budgets, GRID, n_min=2, n_max=10)
+    with pytest.raises(ValueError):
+        V.step_map_figure(np.zeros((32, 32, 3), np.uint8), c, budgets, GRID, n_min=2, n_max=10)
+
+
+def test_cost_line():
+    assert V.cost_line([3, 5, 4], 20) == "Σ N_p = 12 tile-evaluations (uniform N_max=20: 60, 5.00× fewer)"
+
+
+def _states(done: list[bool]) -> list[TileState]:
+    out = []
+    for k, d in enumerate(done):
+        s = TileState(k, [999, 0], x_t=torch.full((3, 32, 32), -1.0))
+        if k % 2 == 0:  # evaluated tiles carry an x̂0; the others fall back to x_t
+            s.x0 = torch.full((3, 32, 32), 0.5)
+            s.evaluations = 1
+        s.done = d
+        out.append(s)
+    return out
+
+
+def test_merge_current_x0_uses_x0_or_x_t():
+    states = _states([False] * 9)
+    x = V.merge_current_x0(states, GRID)
+    assert x.shape == (1, 3, 64, 64)
+    assert torch.isclose(x[0, 0, 0, 0], torch.tensor(0.5))  # corner: tile 0 only (evaluated)
+    assert torch.isclose(x[0, 0, 0, 63], torch.tensor(0.5))  # tile 2 (evaluated)
+    assert -1.0 < float(x[0, 0, 0, 40]) < 0.5  # tiles 1 (not evaluated: x_t = −1) and 2 (x̂0 = 0.5) blend
+    with pytest.raises(ValueError):
+        V.merge_current_x0(states[:4], GRID)
+
+
+def test_recorder_keeps_chosen_iterations():
+    rec = V.RefinementRecorder(GRID, to_image=lambda r: r * 0 + 1.0, at=[2])
+    rec(1, _states([False] * 9))
+    rec(2, _states([True] + [False] * 8))
+    assert [s.iteration for s in rec.snapshots] == [2]
+    snap = rec.get(2)
+    assert snap.image.shape == (64, 64, 3) and snap.image.dtype == np.uint8 and (snap.image == 255).all()
+    assert snap.done == [True] + [False] * 8 and snap.running == 8
+    assert snap.evaluations == [1, 0, 1, 0, 1, 0, 1, 0, 1]
+    with pytest.raises(KeyError):
+        rec.get(1)
+
+
+def test_refinement_figure_tints_finished_tiles():
+    img = np.full((64, 64, 3), 100, np.uint8)
+    done_a = [False] * 9
+    done_b = [True, False, True, False, False, False, False, False, True]
+    snaps = [V.Snapshot(1, img, done_a, [1] * 9), V.Snapshot(3, img, done_b, [3] * 9)]
+    fig = V.refinement_figure(snaps, GRID, zoom=(8, 8, 16))
+    top = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in top] == ["after iteration 1\n9/9 tiles running",
+                                              "after iteration 3\n6/9 tiles running"]
+    tint = top[1].get_images()[1].get_array()
+    np.testing.assert_allclose(tint[..., 3], 0.25 * tile_value_map([float(d) for d in done_b], GRID).numpy())
+    assert top[0].get_images()[1].get_array()[..., 3].max() == 0
+    offsets = top[1].collections[0].get_offsets()
+    np.testing.assert_allclose(offsets, V.tile_centres(GRID)[[0, 2, 8]])
+    zoom_imgs = [ax.get_images()[0].get_array() for ax in fig.axes[2:]]
+    assert zoom_imgs[0].shape == (16, 16, 3)
+    one = V.refinement_figure(snaps, GRID, iterations=3)
+    assert len(one.axes) == 1
+    with pytest.raises(KeyError):
+        V.refinement_figure(snaps, GRID, iterations=[2])
+
+
+UNIFORM = {"steps": [2, 5, 10], "lpips": [0.30, 0.24, 0.20], "psnr_y": [32.0, 31.0, 30.0]}
+POINTS = [{"label": "2–8", "mapping": "linear", "steps": 3.5, "lpips": 0.25, "psnr_y": 31.2},
+          {"label": "3–20", "mapping": "threshold", "steps": 7.5, "lpips": 0.23, "psnr_y": 30.4}]
+
+
+def test_uniform_at_and_gaps():
+    assert V.uniform_at(UNIFORM, 3.5, "lpips") == pytest.approx(0.27)
+    assert V.uniform_at(UNIFORM, 7.5, "psnr_y") == pytest.approx(30.5)
+    assert V.uniform_at(UNIFORM, 40, "lpips") == pytest.approx(0.20)  # clamped
+    shuffled = {k: v[::-1] for k, v in UNIFORM.items()}
+    assert V.uniform_at(shuffled, 3.5, "lpips") == pytest.approx(0.27)
+    np.testing.assert_allclose(V.equal_budget_gaps(UNIFORM, POINTS, "lpips"), [-0.02, 0.01])
+    np.testing.assert_allclose(V.equal_budget_gaps(UNIFORM, POINTS, "psnr_y"), [-0.3, -0.1])
+
+
+def test_cost_quality_figure_plots_curve_points_and_controls():
+    fig = V.cost_quality_figure(UNIFORM, POINTS, title="t")
+    ax_l, ax_p = fig.axes
+    uni = next(l for l in ax_l.get_lines() if l.get_label() == "uniform DDIM")
+    np.testing.assert_array_equal(uni.get_xdata(), [2, 5, 10])
+    np.testing.assert_array_equal(uni.get_ydata(), [0.30, 0.24, 0.20])
+    lin = next(l for l in ax_l.get_lines() if l.get_label() == "allocation, linear")
+    np.testing.assert_array_equal(lin.get_xdata(), [3.5])
+    np.testing.assert_array_equal(lin.get_ydata(), [0.25])
+    thr = next(l for l in ax_p.get_lines() if l.get_label() == "allocation, threshold")
+    np.testing.assert_array_equal(thr.get_ydata(), [30.4])
+    # dotted control segment from the uniform curve at the same budget to the point
+    seg = next(l for l in ax_l.get_lines() if l.get_linestyle() == ":" and l.get_xdata()[0] == 3.5)
+    np.testing.assert_allclose(seg.get_ydata(), [0.27, 0.25])
+    texts = [t.get_text() for t in ax_l.texts]
+    assert texts[:3] == ["2", "5", "10"] and "2–8" in texts and "3–20" in texts
+    assert ax_l.get_ylabel() == "LPIPS ↓" and ax_p.get_ylabel() == "PSNR-Y (dB) ↑"
+    with pytest.raises(ValueError):
+        V.cost_quality_figure({"steps": [1, 2], "lpips": [0.3], "psnr_y": [1, 2]}, POINTS)
