@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from .registry import entry, load_state_dict
 from .runtime import resolve_device, resolve_precision
 from .sampling.loop import SampleResult, sample_tiles
 from .defaults import DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_STEPS, DEFAULT_TILE
-from .sampling.policies import Policy, UniformDDIM
+from .sampling.policies import Policy, TileState, UniformDDIM
 from .srmodel import SRDiffusion, SRDiffusionConfig
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_STEPS", "UpscaleReport", "estimate_memory_bytes", "load_pretrained", "upscale",
@@ -90,11 +91,13 @@ def upscale_tensor(
     precision: str = "auto",
     model: SRDiffusion | None = None,
     progress: bool = False,
+    callback: Callable[[int, list[TileState]], None] | None = None,
 ) -> tuple[torch.Tensor, UpscaleReport, SampleResult]:
     """Super-resolve ``x`` (1, 3, h, w) in [−1, 1] → ((1, 3, s·h, s·w) in [−1, 1], report, sampler result).
 
     ``policy`` defaults to uniform DDIM with ``steps`` steps (η = ``eta``). ``precision='auto'`` uses bf16 autocast
-    and channels_last where the device runs bf16 natively, fp32 elsewhere.
+    and channels_last where the device runs bf16 natively, fp32 elsewhere. ``callback(iteration, tiles)`` is
+    passed to :func:`~adasr.sampling.loop.sample_tiles` (to watch tiles being refined).
     """
     if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3:
         raise ValueError(f"expected a (1, 3, h, w) tensor, got {tuple(x.shape)}")
@@ -123,7 +126,7 @@ def upscale_tensor(
         up_p = up
     pol = policy or UniformDDIM(steps)
     res = sample_tiles(model, up_p, policy=pol, tile=tile, overlap=overlap, seed=seed, eta=eta, precision=prec,
-                       progress=progress)
+                       progress=progress, callback=callback)
     hr = model.output(res.x0, up_p)[:, :, :H, :W]
     report = UpscaleReport(
         steps=getattr(pol, "steps", steps), policy=getattr(pol, "name", type(pol).__name__), tiles=len(res.grid),

@@ -124,3 +124,12 @@ def test_upscale_uint8_api_and_errors(model):
         upscale(img.astype("float32"), model=model)
     with pytest.raises(ValueError, match="steps"):
         upscale(img, steps=0, model=model)
+
+
+def test_upscale_passes_callback_to_the_sampler(model):
+    seen: list[tuple[int, list[int]]] = []
+    x = torch.zeros(1, 3, 8, 8)
+    _, rep, res = upscale_tensor(x, steps=3, model=model, precision="fp32", tile=16, overlap=4,
+                                 callback=lambda i, tiles: seen.append((i, [t.position for t in tiles])))
+    assert [i for i, _ in seen] == [1, 2, 3] == list(range(1, res.iterations + 1))
+    assert [p for _, p in seen] == [[k] * rep.tiles for k in (1, 2, 3)]
