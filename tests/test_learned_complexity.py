@@ -37,10 +37,23 @@ def test_complexity_net_shapes_and_size():
     net = L.ComplexityNet()
     x = torch.rand(2, 3, 20, 24) * 2 - 1
     assert net(x).shape == (2, 1, 20, 24)  # dilated 3×3 convs with matching padding keep the size
-    w = 16  # 3 → 16 → 16 → 16 (3×3, with bias) → 1 (1×1, with bias)
-    assert sum(p.numel() for p in net.parameters()) == (3 * w * 9 + w) + 2 * (w * w * 9 + w) + (w + 1) == 5105
+    w = 16  # features 4 → 16 → 16 → 16 (3×3, with bias) → 1 (1×1, with bias), plus the 4 → 1 linear skip
+    assert sum(p.numel() for p in net.parameters()) == \
+        (4 * w * 9 + w) + 2 * (w * w * 9 + w) + (w + 1) + 5 == 5254
     assert sum(p.numel() for p in L.ComplexityNet(L.ComplexityNetConfig(width=4)).parameters()) == \
-        (3 * 4 * 9 + 4) + 2 * (4 * 4 * 9 + 4) + 5
+        (4 * 4 * 9 + 4) + 2 * (4 * 4 * 9 + 4) + 5 + 5
+
+
+def test_complexity_net_features_and_initial_skip():
+    x = torch.rand(1, 3, 12, 12) * 2 - 1
+    f = L.ComplexityNet.features(x)
+    from adasr.adaptive.complexity import gradient_map
+
+    assert f.shape == (1, 4, 12, 12)
+    assert torch.equal(f[:, :3], x)
+    assert torch.allclose(f[:, 3:], torch.log(gradient_map(x) + L.LOG_FLOOR))
+    net = L.ComplexityNet()
+    assert torch.count_nonzero(net.skip(f)) == 0  # the skip starts at zero: training decides its weight
     for bad in (torch.zeros(2, 1, 8, 8), torch.zeros(3, 8, 8)):
         with pytest.raises(ValueError, match=r"expected \(B, 3, H, W\)"):
             net(bad)

@@ -8,9 +8,14 @@ Target. For an HR crop with condition up(LR), run the shipped diffusion model fo
 then smooth it over ``pool``×``pool`` windows: the local error after one step. A tile whose error after one step is
 already small has little left for further steps to recover; a tile with a large error is where steps matter.
 
-Network. Four 3×3/1×1 convolutions (3 → 16 → 16 → 16 → 1, dilations 1, 2, 4; SiLU), about 5 k parameters,
-reading up(LR) (B, 3, H, W) in [−1, 1] and writing log ê (B, 1, H, W). Loss: L1 between avg-pooled log ê and
-log(pooled e + 10⁻³). :meth:`ComplexityNet.predict` returns ê = exp(log ê) ≥ 0, the estimator's map.
+Network. Input features f = [up(LR) (3 channels, [−1, 1]), log(g + 10⁻³)] with g AdaSR's gradient map
+(:func:`~adasr.adaptive.complexity.gradient_map`); four 3×3/1×1 convolutions (4 → 16 → 16 → 16 → 1, dilations
+1, 2, 4; SiLU) plus a linear 1×1 skip from f, about 5.3 k parameters, writing log ê (B, 1, H, W):
+
+    log ê = body(f) + w·f + b
+
+so the net starts from (and must beat) a linear function of the log-gradient. Loss: L1 between avg-pooled log ê
+and log(pooled e + 10⁻³). :meth:`ComplexityNet.predict` returns ê = exp(log ê) ≥ 0, the estimator's map.
 
 The shipped weights (``complexity_net``) are made by ``tools/train_complexity_net.py`` in a few CPU minutes.
 """
@@ -48,18 +53,29 @@ class ComplexityNet(nn.Module):
         self.config = c = config or ComplexityNetConfig()
         w = c.width
         self.body = nn.Sequential(
-            nn.Conv2d(3, w, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(4, w, 3, padding=1), nn.SiLU(),
             nn.Conv2d(w, w, 3, padding=2, dilation=2), nn.SiLU(),
             nn.Conv2d(w, w, 3, padding=4, dilation=4), nn.SiLU(),
             nn.Conv2d(w, 1, 1),
         )
+        self.skip = nn.Conv2d(4, 1, 1)
         with torch.no_grad():  # start near the typical log error so early training is about the shape, not the level
             self.body[-1].bias.fill_(math.log(0.02))
+            self.skip.weight.zero_()
+            self.skip.bias.zero_()
+
+    @staticmethod
+    def features(x: torch.Tensor) -> torch.Tensor:
+        """f = [x, log(gradient_map(x) + 10⁻³)]: (B, 3, H, W) → (B, 4, H, W)."""
+        from .complexity import gradient_map
+
+        return torch.cat([x, torch.log(gradient_map(x) + LOG_FLOOR)], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected (B, 3, H, W), got {tuple(x.shape)}")
-        return self.body(x)
+        f = self.features(x)
+        return self.body(f) + self.skip(f)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,7 +132,7 @@ class ComplexityTrainConfig:
     crops: int = 768
     crop: int = 128
     val_fraction: float = 0.2
-    steps: int = 1500
+    steps: int = 3000
     batch: int = 16
     lr: float = 3e-3
     seed: int = 0
