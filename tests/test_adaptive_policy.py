@@ -26,13 +26,7 @@ from adasr.srmodel import SRDiffusion, SRDiffusionConfig
 UNET = UNetConfig(channels=(8, 16), num_res_blocks=1, time_dim=16, groups=4, heads=2)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model's convolutions are far faster on one thread (no OpenMP spinning on a shared 2-core CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in tests/conftest.py
 
 
 def tiny(residual: bool = True, scale: float = 2.5) -> SRDiffusion:

@@ -11,32 +11,20 @@ import torch
 
 from adasr.adaptive.allocation import MAPPINGS, StepAllocation, allocate_steps, tile_value_map
 from adasr.adaptive.complexity import Calibration
-from adasr.models.unet import UNetConfig
 from adasr.sampling.loop import sample_tiles
 from adasr.sampling.policies import UniformDDIM, spaced_timesteps
 from adasr.sampling.tiles import TileGrid
-from adasr.srmodel import SRDiffusion, SRDiffusionConfig
 
 TILE, OVERLAP, SIZE = 16, 4, 32  # 3×3 = 9 tiles (starts 0, 12, 16)
 IDENTITY = Calibration("fixed", 0.0, 1.0)  # 'calibrated' with [0, 1] thresholds: C_p = the raw tile mean exactly
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model's convolutions are far faster on one thread (no OpenMP spinning on a shared 2-core CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    cfg = SRDiffusionConfig(unet=UNetConfig(channels=(8, 16), num_res_blocks=1, time_dim=16, groups=4, heads=2))
-    m = SRDiffusion(cfg).eval()
-    m.__dict__["_macs_per_tile"] = {(TILE, TILE): 1}  # skip the (slow) MAC count: not what these tests check
-    return m
+def model(make_tiny_model):
+    return make_tiny_model(TILE)
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,8 @@ import scipy.ndimage as ndi
 import torch
 
 from adasr.adaptive import complexity as C
-from adasr.models.unet import UNetConfig
 from adasr.sampling.tiles import TileGrid
-from adasr.srmodel import SRDiffusion, SRDiffusionConfig
+from adasr.srmodel import SRDiffusionConfig
 
 BT601 = np.array([0.299, 0.587, 0.114])
 
@@ -26,20 +25,12 @@ def from_gray(i: np.ndarray | torch.Tensor) -> torch.Tensor:
     return (2 * t - 1)[:, None].expand(-1, 3, -1, -1).contiguous()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model's convolutions are far faster on one thread (no OpenMP spinning on a shared 2-core CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
-    cfg = SRDiffusionConfig(unet=UNetConfig(channels=(8, 16), num_res_blocks=1, time_dim=16, groups=4, heads=2))
-    return SRDiffusion(cfg).eval()
+def tiny_model(make_tiny_model):
+    return make_tiny_model()
 
 
 # ----------------------------------------------------------------------------------------------------------- gray

@@ -16,13 +16,7 @@ from adasr.models.unet import UNetConfig
 from adasr.srmodel import SRDiffusion, SRDiffusionConfig
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small convolutions are far faster on one thread (no OpenMP spinning on a shared 2-core CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in tests/conftest.py
 
 
 def tiny_model() -> SRDiffusion:

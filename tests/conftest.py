@@ -1,0 +1,41 @@
+"""Shared fixtures of the unit tests: a tiny random SR diffusion model and single-threaded torch for it."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytest
+import torch
+
+from adasr.models.unet import UNetConfig
+from adasr.srmodel import SRDiffusion, SRDiffusionConfig
+
+#: A UNet small enough to sample 32×32 images in milliseconds (random weights: tests check mechanics, not quality).
+TINY_UNET = UNetConfig(channels=(8, 16), num_res_blocks=1, time_dim=16, groups=4, heads=2)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small convolutions are far faster on one thread (no OpenMP spinning on a shared 2-core CPU)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def make_tiny_model() -> Callable[..., SRDiffusion]:
+    """``make_tiny_model(tile=None, **config)`` → a seeded tiny :class:`SRDiffusion` in eval mode.
+
+    With ``tile``, the sampler's MAC count for (tile, tile) tiles is pre-filled (it costs a real forward pass and
+    is tested in test_sampler.py); ``config`` overrides :class:`SRDiffusionConfig` fields (residual, scale…).
+    """
+
+    def make(tile: int | None = None, **config) -> SRDiffusion:
+        torch.manual_seed(0)
+        m = SRDiffusion(SRDiffusionConfig(unet=TINY_UNET, **config)).eval()
+        if tile is not None:
+            m.__dict__["_macs_per_tile"] = {(tile, tile): 1}
+        return m
+
+    return make
