@@ -4,6 +4,8 @@
   camera, moon; LR = bicubic ↓4 with antialias): PSNR on Y (BT.601, shave 4), SSIM on Y, LPIPS (AlexNet v0.1).
 * ``speed`` — wall clock to upscale a 128×128 image ×4 with the default sampler, tiled vs whole image, same run.
 * ``adaptive`` — AdaSR's allocation / early exit / both against uniform DDIM (:mod:`adasr.adaptive.bench`).
+* ``quant`` — AdaBM vs fixed-bit quantization of the shipped EDSR, real int8 latency, the UNet's bit mapping
+  (:mod:`adasr.quant.bench`).
 """
 
 from __future__ import annotations
@@ -65,6 +67,27 @@ def quality(
         "targets": {"psnr_gain_db": TARGET_PSNR_GAIN_DB, "lpips": TARGET_LPIPS,
                     "psnr_met": gain >= TARGET_PSNR_GAIN_DB, "lpips_met": mean["adasr"]["lpips"] <= TARGET_LPIPS},
     }
+
+
+def regression_quality(name: str = "edsr_x4", crop: int = 256) -> dict[str, Any]:
+    """Per-image and mean PSNR(Y, shave 4) / SSIM(Y, shave 4) / LPIPS of the shipped EDSR ``name`` (one forward pass,
+    fp32, CPU) and of bicubic, on the held-out ``crop``×``crop`` crops: the PSNR-oriented baseline of the course."""
+    from .lpips import lpips_distance
+    from .metrics import psnr_y, ssim_y
+    from .models.edsr import load_edsr
+
+    model = load_edsr(name, device="cpu")
+    images: dict[str, Any] = {}
+    for img_name, hr in heldout_crops(crop).items():
+        lr = downscale(to_tensor(hr), 4)
+        with torch.no_grad():
+            arms = {"bicubic": to_uint8(upscale_bicubic(lr, 4)), "edsr": to_uint8(model.upscale(lr))}
+        images[img_name] = {arm: {"psnr_y": psnr_y(img, hr, shave=4), "ssim_y": ssim_y(img, hr, shave=4),
+                                  "lpips": lpips_distance(img, hr)} for arm, img in arms.items()}
+    mean = {arm: {k: float(np.mean([r[arm][k] for r in images.values()])) for k in ("psnr_y", "ssim_y", "lpips")}
+            for arm in ("bicubic", "edsr")}
+    return {"benchmark": "adasr.bench.regression_quality", "crop": crop, "precision": "fp32", "images": images,
+            "mean": mean, "psnr_gain_db": mean["edsr"]["psnr_y"] - mean["bicubic"]["psnr_y"]}
 
 
 def _timed(fn, repeats: int) -> list[float]:
@@ -162,14 +185,23 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
     a = sub.add_parser("adaptive", help="AdaSR policies vs uniform DDIM (and equal-budget controls), one run")
     add_adaptive_arguments(a)
+    from .quant.bench import add_arguments as add_quant_arguments
+
+    qa = sub.add_parser("quant", help="AdaBM vs fixed-bit quantization of EDSR, real int8 latency, UNet bit mapping")
+    add_quant_arguments(qa)
     for sp in (q, s, a):
         sp.add_argument("--device", default=None)
         sp.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    for sp in (q, s, a, qa):
         sp.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.which == "quant":
+        from .quant.bench import run as run_quant
+
+        return run_quant(args)
     if args.which == "adaptive":
         from .adaptive.bench import run as run_adaptive
 

@@ -27,7 +27,7 @@ from .defaults import DEFAULT_OVERLAP, DEFAULT_STEPS, DEFAULT_TILE
 
 #: Subcommands implemented in their own modules, imported only when used: name → (module, one-line help).
 _DELEGATED = {
-    "train": ("adasr.train", "train the ×4 diffusion SR model (see: adasr train -h)"),
+    "train": ("adasr.train", "train the ×4 diffusion SR model or the EDSR CNN (see: adasr train -h)"),
     "bench": ("adasr.bench", "measure quality or speed (see: adasr bench -h)"),
 }
 

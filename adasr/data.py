@@ -131,3 +131,19 @@ def make_pair(hr: torch.Tensor, scale: int = 4) -> tuple[torch.Tensor, torch.Ten
     """(LR, up(LR)) for a batch of HR images (B, 3, H, W)."""
     lr = downscale(hr, scale)
     return lr, upscale_bicubic(lr, scale)
+
+
+def training_lr_patches(
+    n: int, lr_size: int = 48, scale: int = 4, seed: int = 0, images: tuple[str, ...] = TRAIN_IMAGES
+) -> torch.Tensor:
+    """``n`` LR patches (n, 3, lr_size, lr_size) in [−1, 1]: seeded random HR crops of the training photos (flips,
+    rotations) of the photos at least lr_size·scale pixels high and wide, downscaled ×``scale``. What AdaBM calibrates and fine-tunes on (LR images only, never HR)."""
+    if n < 1 or lr_size < 1:
+        raise ValueError(f"n and lr_size must be ≥ 1, got {n}, {lr_size}")
+    crop = lr_size * scale
+    photos = [to_tensor(load_skimage(name))[0] for name in images]
+    photos = [p for p in photos if min(p.shape[-2:]) >= crop]  # e.g. 'page' (191 px) is too small for 192
+    if not photos:
+        raise ValueError(f"no image is at least {crop}×{crop} pixels")
+    sampler = CropSampler(photos, crop)
+    return downscale(sampler.sample(n, torch.Generator().manual_seed(seed)), scale)

@@ -30,15 +30,22 @@ import torch
 import torch.distributed as dist
 
 from .data import TRAIN_IMAGES, CropSampler
+from .models.edsr import EDSR, EDSRConfig
 from .runtime import autocast, resolve_device, resolve_precision
 from .srmodel import SRDiffusion, SRDiffusionConfig
+
+ModelConfig = SRDiffusionConfig | EDSRConfig
+EDSR_CROP = 128  # HR crop for EDSR training: 32×32 LR patches (EDSR uses 48; smaller is faster on a CPU)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of :func:`train`. ``batch_size`` is the global batch (split across ranks)."""
+    """Hyper-parameters of :func:`train`. ``batch_size`` is the global batch (split across ranks).
 
-    model: SRDiffusionConfig = field(default_factory=SRDiffusionConfig)
+    ``model`` picks what is trained: the residual diffusion model (:class:`SRDiffusionConfig`, its diffusion loss)
+    or the EDSR regression CNN (:class:`EDSRConfig`, L1 to HR)."""
+
+    model: ModelConfig = field(default_factory=SRDiffusionConfig)
     steps: int = 8000
     batch_size: int = 16
     crop: int = 64
@@ -74,6 +81,21 @@ def ema_decay(step: int, cfg: TrainConfig) -> float:
     return min(cfg.ema_decay, (1 + step) / (10 + step))
 
 
+def build_model(config: ModelConfig) -> SRDiffusion | EDSR:
+    """The module a model configuration describes (both expose ``training_loss(hr, generator, net)``)."""
+    if isinstance(config, EDSRConfig):
+        return EDSR(config)
+    if isinstance(config, SRDiffusionConfig):
+        return SRDiffusion(config)
+    raise TypeError(f"unknown model configuration {type(config).__name__}")
+
+
+def exported_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """What is shipped: the UNet of a diffusion model (its schedule is config), the whole network otherwise."""
+    net = model.unet if isinstance(model, SRDiffusion) else model
+    return {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
+
+
 def _dist_info() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -107,8 +129,8 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    model = SRDiffusion(cfg.model).to(dev)
-    ema = SRDiffusion(cfg.model).to(dev)
+    model = build_model(cfg.model).to(dev)
+    ema = build_model(cfg.model).to(dev)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -200,7 +222,7 @@ def train(
             raise RuntimeError(f"data-parallel replicas diverged: {digests}")
     result = ckpt_path
     if step >= cfg.steps and rank == 0:
-        state = {k: v.detach().float().cpu().contiguous() for k, v in ema.unet.state_dict().items()}
+        state = exported_state(ema)
         result = out / "ema.safetensors"
         save_file(state, str(result))
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
@@ -220,12 +242,18 @@ def _param_digest(model: torch.nn.Module) -> str:
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    p = parser or argparse.ArgumentParser(prog="adasr train", description="Train the ×4 residual diffusion SR model.")
+    p = parser or argparse.ArgumentParser(
+        prog="adasr train", description="Train the ×4 residual diffusion SR model (or, with --arch edsr, the EDSR CNN)."
+    )
     d = TrainConfig()
+    e = EDSRConfig()
     p.add_argument("--out", required=True, help="run folder (checkpoints, log, final EMA weights); resumes if present")
+    p.add_argument("--arch", choices=("diffusion", "edsr"), default="diffusion",
+                   help="diffusion: the residual diffusion UNet; edsr: the EDSR regression CNN (L1 loss)")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--crop", type=int, default=d.crop)
+    p.add_argument("--crop", type=int, default=None,
+                   help=f"HR crop size (default {d.crop} for diffusion, {EDSR_CROP} for edsr)")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=d.precision)
@@ -233,6 +261,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--no-residual", action="store_true", help="diffuse HR itself (plain SR3), not HR − up(LR)")
     p.add_argument("--residual-scale", type=float, default=1.0)
     p.add_argument("--channels", type=int, nargs="+", default=list(d.model.unet.channels))
+    p.add_argument("--blocks", type=int, default=e.n_resblocks, help="edsr: number of residual blocks")
+    p.add_argument("--feats", type=int, default=e.n_feats, help="edsr: feature channels")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--device", default=None)
     p.add_argument("--max-seconds", type=float, default=None, help="stop (and checkpoint) after this wall time")
@@ -241,14 +271,22 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
-    base = SRDiffusionConfig()
-    model = base.with_(
-        unet=type(base.unet)(**{**base.unet.to_dict(), "channels": tuple(a.channels)}),
-        prediction_type=a.prediction_type,
-        residual=not a.no_residual,
-        residual_scale=a.residual_scale,
-    )
-    return TrainConfig(model=model, steps=a.steps, batch_size=a.batch_size, crop=a.crop, lr=a.lr, seed=a.seed,
+    model: ModelConfig
+    if a.arch == "edsr":
+        model = EDSRConfig(n_resblocks=a.blocks, n_feats=a.feats)
+        crop = a.crop if a.crop is not None else EDSR_CROP
+        if crop % model.scale:
+            raise ValueError(f"--crop {crop} is not a multiple of the scale {model.scale}")
+    else:
+        base = SRDiffusionConfig()
+        model = base.with_(
+            unet=type(base.unet)(**{**base.unet.to_dict(), "channels": tuple(a.channels)}),
+            prediction_type=a.prediction_type,
+            residual=not a.no_residual,
+            residual_scale=a.residual_scale,
+        )
+        crop = a.crop if a.crop is not None else TrainConfig.crop
+    return TrainConfig(model=model, steps=a.steps, batch_size=a.batch_size, crop=crop, lr=a.lr, seed=a.seed,
                        precision=a.precision, checkpoint_every=a.checkpoint_every)
 
 

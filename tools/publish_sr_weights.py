@@ -1,10 +1,12 @@
 """Register a training run's EMA weights as shipped weights and record the metrics measured at save time.
 
     python tools/publish_sr_weights.py runs/sr_x4 --name sr_x4 --command "adasr train --out runs/sr_x4 --steps 7000"
+    python tools/publish_sr_weights.py runs/edsr_x4 --name edsr_x4 --fp16 --command "adasr train --arch edsr ..."
 
 Reads ``RUN/ema.safetensors`` + ``RUN/config.json`` (or, with ``--from-checkpoint``, the EMA inside an unfinished
 ``RUN/checkpoint.pt``), writes ``adasr/weights/NAME.safetensors`` and its REGISTRY.json entry (sha256, config,
-command, training summary), then runs ``adasr bench quality`` on the registered file and stores the result.
+command, training summary), then measures the registered file and stores the result: ``adasr bench quality`` for a
+diffusion model, :func:`adasr.bench.regression_quality` (PSNR/SSIM/LPIPS of one forward pass) for EDSR.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from adasr.bench import quality
+from adasr.bench import quality, regression_quality
+from adasr.models.edsr import EDSRConfig
 from adasr.registry import WEIGHTS_DIR, read_registry, register
 from adasr.srmodel import SRDiffusionConfig
 
@@ -41,7 +44,8 @@ def main() -> None:
     if a.from_checkpoint:
         ck = torch.load(a.run / "checkpoint.pt", map_location="cpu", weights_only=False)
         cfg = ck["config"]
-        state = {k[len("unet."):]: v for k, v in ck["ema"].items() if k.startswith("unet.")}
+        edsr = cfg["model"].get("arch") == "edsr"
+        state = dict(ck["ema"]) if edsr else {k[len("unet."):]: v for k, v in ck["ema"].items() if k.startswith("unet.")}
         trained_steps = int(ck["step"])
     else:
         from safetensors.torch import load_file
@@ -50,7 +54,8 @@ def main() -> None:
         state = load_file(str(a.run / "ema.safetensors"))
         trained_steps = int(cfg["steps"])
     log = [json.loads(line) for line in (a.run / "log.jsonl").read_text().splitlines()]
-    model_cfg = SRDiffusionConfig.from_dict(cfg["model"]).to_dict()
+    edsr = cfg["model"].get("arch") == "edsr"
+    model_cfg = (EDSRConfig if edsr else SRDiffusionConfig).from_dict(cfg["model"]).to_dict()
     training = {k: v for k, v in cfg.items() if k != "model"}
     rows = [r for r in log if "loss" in r]
     events = [r for r in log if "event" in r]
@@ -73,6 +78,18 @@ def main() -> None:
 
 
 def record_metrics(name: str, steps: int | None) -> None:
+    """Store ``metrics_at_save`` of a registered model (diffusion: ``adasr bench quality``; EDSR: one forward)."""
+    if read_registry()[name]["config"].get("arch") == "edsr":
+        r = regression_quality(name)
+        reg = read_registry()
+        reg[name]["metrics_at_save"] = r
+        (WEIGHTS_DIR / "REGISTRY.json").write_text(json.dumps(reg, indent=2, sort_keys=True) + "\n")
+        print(json.dumps(r["mean"], indent=1))
+        return
+    record_diffusion_metrics(name, steps)
+
+
+def record_diffusion_metrics(name: str, steps: int | None) -> None:
     """Run ``adasr bench quality`` on the registered weights and store the result as ``metrics_at_save``."""
     from adasr.bench import format_quality
 

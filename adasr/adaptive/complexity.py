@@ -71,12 +71,17 @@ def gradient_map(x: torch.Tensor) -> torch.Tensor:
     return (gx + gy) / 2
 
 
-def sobel_map(x: torch.Tensor) -> torch.Tensor:
-    """Sobel gradient magnitude (B, 1, H, W): sqrt(G_x² + G_y²), kernels [1 0 −1; 2 0 −2; 1 0 −1]/8, replicate pad."""
+def sobel_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(G_x, G_y), each (B, 1, H, W): Sobel derivatives of the gray image, kernels [−1 0 1; −2 0 2; −1 0 1]/8 and its
+    transpose, replicate padding (kornia's ``spatial_gradient(mode='sobel', normalized=True)``)."""
     i = F.pad(gray(x), (1, 1, 1, 1), mode="replicate")
     k = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=i.dtype, device=i.device) / 8
-    gx = F.conv2d(i, k.view(1, 1, 3, 3))
-    gy = F.conv2d(i, k.t().contiguous().view(1, 1, 3, 3))
+    return F.conv2d(i, k.view(1, 1, 3, 3)), F.conv2d(i, k.t().contiguous().view(1, 1, 3, 3))
+
+
+def sobel_map(x: torch.Tensor) -> torch.Tensor:
+    """Sobel gradient magnitude (B, 1, H, W): sqrt(G_x² + G_y²) (see :func:`sobel_gradients`)."""
+    gx, gy = sobel_gradients(x)
     return torch.sqrt(gx * gx + gy * gy)
 
 
