@@ -103,6 +103,23 @@ def test_per_patch_bits_follow_the_image(edsr):
     assert qm.fab() == pytest.approx(float(lb.mean()))
 
 
+def test_isolated_layer_errors(edsr, lr_batches):
+    qm = AdaBM(edsr, AdaBMConfig(w_bits=None, a_bits=4))
+    qm.calibrate(lr_batches)
+    x = lr_batches[0]
+    coarse = qm.isolated_layer_errors(x, bits=2)
+    fine = qm.isolated_layer_errors(x, bits=8)
+    assert len(coarse) == len(qm.layer_names) and all(c > f >= 0 for c, f in zip(coarse, fine))
+    assert qm.mode == "quant" and all(q.a_bits == 4 and q.layer_adaptive for q in qm.qlayers())
+    q0 = qm.qlayers()[0]  # by hand for layer 0: only it quantized at 2 bits
+    qm.set_mode("fp")
+    with torch.no_grad():
+        ref = qm(x)
+        q0.mode, q0.a_bits, q0.layer_adaptive = "quant", 2, False
+        err0 = float((qm.model(x) - ref).pow(2).mean())
+    assert coarse[0] == pytest.approx(err0)
+
+
 def test_skt_and_bit_losses():
     f = [torch.randn(2, 4, 3, 3, generator=torch.Generator().manual_seed(2))]
     assert float(skt_loss(f, f)) == pytest.approx(0.0, abs=1e-6)

@@ -205,6 +205,30 @@ class AdaBM(nn.Module):
             "i2b_thresholds": (self.i2b.lower.item(), self.i2b.upper.item()) if self.config.image_to_bit else None,
         }
 
+    @torch.no_grad()
+    def isolated_layer_errors(self, *args: Any, bits: int | None = None) -> list[float]:
+        """Output MSE against the float model when **only** layer k is quantized (activations at ``bits``, default
+        b_base − 1; weights at w_bits), for every k: a direct measurement of each layer's sensitivity, to check the
+        std-of-inputs proxy L2B uses. Needs a calibrated model; restores the mode afterwards."""
+        if self.mode != "quant":
+            raise RuntimeError("calibrate the model first")
+        layers = self.qlayers()
+        saved = [(q.a_bits, q.layer_adaptive) for q in layers]
+        b = self.config.a_bits - 1 if bits is None else bits
+        self.set_mode("fp")
+        ref = self.model(*args)
+        errors = []
+        try:
+            for q in layers:
+                q.mode, q.a_bits, q.layer_adaptive, q.image_bits = "quant", b, False, None
+                errors.append(float((self.model(*args) - ref).pow(2).mean()))
+                q.mode = "fp"
+        finally:
+            for q, (a, la) in zip(layers, saved):
+                q.a_bits, q.layer_adaptive = a, la
+            self.set_mode("quant")
+        return errors
+
     # ----------------------------------------------------------------------------------------------- cost
     def fab_per_image(self) -> torch.Tensor:
         """(B,) feature average bit-width of the last quantized forward (differentiable, for L_bit)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from typing import Any, Callable
 
@@ -31,6 +32,10 @@ from .quantizer import CALIBRATION_METHODS
 TARGET_PSNR_GAP_DB = 0.15
 TARGET_FAB = 4.5
 TARGET_INT8_SPEEDUP = 2.0
+
+
+def _say(msg: str) -> None:
+    print(f"[bench quant] {msg}", file=sys.stderr, flush=True)
 
 
 def evaluate_sr(
@@ -62,13 +67,20 @@ def _edsr_arm(model, images, config: AdaBMConfig, calib: torch.Tensor, ft_data: 
         log = finetune(qm, model, ft_data, ft, progress=progress)
         ft_s = log["seconds"]
     qm.eval()
+    l2b_check = None
+    if config.layer_to_bit:  # does std(input) rank the layers like their measured sensitivity?
+        from scipy.stats import spearmanr
+
+        errors = qm.isolated_layer_errors(calib[:16])
+        rho = spearmanr(summary["sensitivity"], errors).statistic
+        l2b_check = {"sensitivity": summary["sensitivity"], "isolated_mse": errors, "spearman": float(rho)}
     r = evaluate_sr(qm, images, qm)
     ops = _mean_bitops(qm, images)
     r.update({"config": config.label, "calibration_seconds": calib_s, "finetune_seconds": ft_s,
               "gbitops_128": ops["bitops"] / 1e9, "gbitops_128_quantized_layers": ops["bitops_quantized"] / 1e9,
               "layer_bits": summary["layer_bits"],
               "i2b_thresholds": [qm.i2b.lower.item(), qm.i2b.upper.item()] if config.image_to_bit else None,
-              "finetune_fab": log["fab"] if log else None})
+              "finetune_fab": log["fab"] if log else None, "l2b_check": l2b_check})
     return r, qm
 
 
@@ -146,6 +158,8 @@ def unet_arms(steps: int, configs: list[AdaBMConfig], progress: bool) -> dict[st
         r["calibration_seconds"] = time.perf_counter() - t0
         r["layers"] = len(qm.layer_names)
         arms[cfg.label] = r
+        _say(f"UNet {cfg.label}: PSNR-Y {r['mean']['psnr_y']:.2f} FAB {r['mean']['fab']:.2f} "
+             f"(calibration {r['calibration_seconds']:.0f} s)")
     return {"steps": steps, "precision": "fp32", "arms": arms}
 
 
@@ -184,6 +198,8 @@ def quant(
     ]
     for label, cfg, do_ft in plan:
         arms[label], _ = _edsr_arm(model, images, cfg, calib, ft_data if do_ft else None, ft, progress)
+        _say(f"{label}: PSNR-Y {arms[label]['mean']['psnr_y']:.2f} FAB {arms[label]['mean']['fab']:.2f} "
+             f"({time.perf_counter() - t0:.0f} s)")
     fp = arms["FP32"]["mean"]["psnr_y"]
     ada = arms[f"AdaBM b_base {b_base}"]
     r: dict[str, Any] = {
@@ -211,7 +227,8 @@ def format_quant(r: dict[str, Any]) -> str:
     fp = r["arms"]["FP32"]["mean"]["psnr_y"]
     lines = [f"EDSR ×4, held-out photos {', '.join(r['images'])} ({r['hr_size']}² HR), PSNR/SSIM on Y shave 4; "
              "fake quantization except the int8 line",
-             "GBitOPs per 128² LR image (mean over the photos): whole network (float layers at 32×32 bits) / quantized layers only",
+             "GBitOPs per 128² LR image (mean over the photos): whole network (float layers at 32×32 bits) / "
+             "quantized layers only",
              f"{'arm':<26} {'PSNR-Y':>7} {'Δ dB':>6} {'SSIM-Y':>7} {'FAB':>5} {'GBitOPs':>8} {'(quant.)':>8} "
              f"{'calib s':>8} {'FT s':>6}"]
     for label, a in r["arms"].items():
@@ -223,6 +240,10 @@ def format_quant(r: dict[str, Any]) -> str:
     t = r["targets"]
     lines.append(f"AdaBM: {t['adabm_gap_db']:.3f} dB below FP32 at FAB {t['adabm_fab']:.2f} (target ≤ "
                  f"{t['psnr_gap_db']} dB at FAB ≤ {t['fab']}: {'met' if t['met'] else 'NOT met'})")
+    checks = [a["l2b_check"] for a in r["arms"].values() if a.get("l2b_check")]
+    if checks:
+        lines.append(f"L2B check: Spearman(std of layer input, MSE with only that layer at b_base−1 bits) = "
+                     f"{checks[0]['spearman']:+.2f} over the {len(checks[0]['sensitivity'])} adaptive layers")
     if "int8" in r:
         q = r["int8"]
         lines.append(f"real int8 ({q['engine']}), one {q['lr_size']}² LR image: fp32 {q['seconds']['fp32'] * 1e3:.1f} ms, "

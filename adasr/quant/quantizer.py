@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 CalibrationMethod = Literal["minmax", "percentile", "mse"]
 CALIBRATION_METHODS: tuple[str, ...] = ("minmax", "percentile", "mse")
-#: Values of the last calibration batch a layer keeps (a seeded random subset) for bit-aware clipping's MSE search.
+#: Values of the last calibration batch a layer keeps (seeded random draws) for bit-aware clipping's MSE search.
 SAMPLE_SIZE = 1 << 16
 
 
@@ -141,7 +141,7 @@ class QConv2d(nn.Module):
     * ``"fp"`` — the float conv (teacher / reference);
     * ``"calibrate"`` — float conv that records its input: range (``calibration`` method, EMA β across batches),
       sensitivity (mean over images of std(x_b), the L2B statistic) and up to ``SAMPLE_SIZE`` values drawn
-      (seeded) from the last batch (for bit-aware clipping);
+      (seeded) from the last batch (for bit-aware clipping; the ``mse`` search also runs on them);
     * ``"quant"`` — quantize input at b = a_bits + b_I + b_L (clamped to [min_bits, max_bits]) and weight at w_bits.
 
     ``w_bits=None`` keeps weights in float; ``last_bits`` holds the per-element bit width used by the last forward
@@ -214,7 +214,15 @@ class QConv2d(nn.Module):
 
     def _record(self, x: torch.Tensor) -> None:
         xd = x.detach()
-        lo, hi = calibration_range(xd, self.calibration, self.a_bits, self.alpha)
+        flat = xd.flatten()
+        if flat.numel() > SAMPLE_SIZE:
+            gen = torch.Generator().manual_seed(self.calib_batches)
+            idx = torch.randint(0, flat.numel(), (SAMPLE_SIZE,), generator=gen)
+            flat = flat[idx.to(flat.device)]
+        if self.calibration == "mse":  # grid search on the sample, starting from the full tensor's range
+            lo, hi = mse_range(flat, self.a_bits, *minmax_range(xd))
+        else:
+            lo, hi = calibration_range(xd, self.calibration, self.a_bits, self.alpha)
         with torch.no_grad():
             if self.calib_batches == 0:
                 self.lower_a.fill_(lo)
@@ -226,10 +234,6 @@ class QConv2d(nn.Module):
         per_image = xd.flatten(1).float().std(dim=1)
         self.sensitivity_sum += float(per_image.sum())
         self.sensitivity_count += per_image.numel()
-        flat = xd.flatten()
-        if flat.numel() > SAMPLE_SIZE:
-            idx = torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(self.calib_batches))
-            flat = flat[idx[:SAMPLE_SIZE].to(flat.device)]
         self.sample = flat.clone()
 
     def _conv(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,57 @@
+"""``adasr bench quant`` plumbing (the full run is minutes; its parts are checked here on small inputs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from adasr.bench import build_parser
+from adasr.data import downscale, heldout_crops, to_tensor, to_uint8
+from adasr.metrics import psnr_y
+from adasr.models.edsr import load_edsr
+from adasr.quant.bench import evaluate_sr, format_quant, latency
+from adasr.registry import entry
+
+
+def test_shipped_edsr_reproduces_its_registry_metrics(one_thread):
+    model = load_edsr()
+    saved = entry("edsr_x4")["metrics_at_save"]["images"]
+    for name, hr in heldout_crops(256).items():
+        with torch.no_grad():
+            sr = to_uint8(model.upscale(downscale(to_tensor(hr), 4)))
+        assert psnr_y(sr, hr, shave=4) == pytest.approx(saved[name]["edsr"]["psnr_y"], abs=1e-6)
+
+
+def test_evaluate_sr_against_direct_metrics():
+    images = {"a": heldout_crops(64)["astronaut"]}
+    r = evaluate_sr(lambda lr: torch.nn.functional.interpolate(lr, scale_factor=4, mode="nearest"), images)
+    lr = downscale(to_tensor(images["a"]), 4)
+    ref = psnr_y(to_uint8(torch.nn.functional.interpolate(lr, scale_factor=4, mode="nearest")), images["a"], shave=4)
+    assert r["images"]["a"]["psnr_y"] == pytest.approx(ref)
+    assert r["mean"]["psnr_y"] == pytest.approx(ref)
+
+
+def test_latency_interleaves_and_takes_medians():
+    calls: list[str] = []
+    t = latency({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3)
+    assert calls == ["a", "b"] * 4  # one warm-up each, then round-robin
+    assert set(t) == {"a", "b"} and all(v >= 0 for v in t.values())
+
+
+def test_format_quant_reports_targets():
+    arm = {"mean": {"psnr_y": 30.0, "ssim_y": 0.9, "fab": 4.2}, "gbitops_128": 10.0,
+           "gbitops_128_quantized_layers": 1.0, "calibration_seconds": 1.0, "finetune_seconds": 2.0}
+    fp = {"mean": {"psnr_y": 30.1, "ssim_y": 0.91}, "fab": 32.0, "gbitops_128": 40.0,
+          "gbitops_128_quantized_layers": 30.0}
+    r = {"images": ["x"], "hr_size": 512, "arms": {"FP32": fp, "AdaBM b_base 4": arm}, "threads": 2, "seconds": 1.0,
+         "targets": {"psnr_gap_db": 0.15, "fab": 4.5, "adabm_gap_db": 0.1, "adabm_fab": 4.2, "met": True}}
+    text = format_quant(r)
+    assert "-0.10" in text and "4.20" in text and ": met" in text
+
+
+def test_cli_parses_bench_quant():
+    a = build_parser().parse_args(["quant", "--no-unet", "--b-base", "6", "--calibration", "minmax", "--json", "x.json"])
+    assert (a.which, a.b_base, a.no_unet, a.calibration, a.json) == ("quant", 6, True, "minmax", "x.json")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["quant", "--calibration", "kl"])
