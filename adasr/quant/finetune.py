@@ -135,7 +135,9 @@ def finetune(
 ) -> dict:
     """Fine-tune a calibrated :class:`AdaBM` model in place against ``teacher`` on LR images (N, 3, h, w).
 
-    Returns a log: loss per step, phase per epoch, FAB after each epoch, wall seconds."""
+    Returns a log: ``loss`` per step, ``phase`` per epoch, ``fab`` (mean over the steps) per epoch that trained
+    (a phase with no parameters, e.g. "measure" of a fixed-bit model, is listed in ``phase`` but skipped), ``seconds``.
+    Results depend on the torch thread count (reduction order in the backward pass)."""
     from tqdm.auto import tqdm
 
     cfg = cfg or FinetuneConfig()
