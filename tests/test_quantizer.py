@@ -112,7 +112,7 @@ def test_qconv_modes(conv):
     q.a_bits, q.w_bits = 2, 2
     rel2 = ((q(x) - conv(x)).norm() / conv(x).norm()).item()
     assert rel2 > 5 * rel
-    assert q.last_bits.shape == (4, 1, 1, 1) and float(q.last_bits.mean()) == 2.0
+    assert q.last_bits.shape == (4, 1, 1, 1) and q.last_bits.mean().item() == 2.0
 
 
 def test_qconv_ema_and_bit_map(conv):
