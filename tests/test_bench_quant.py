@@ -20,7 +20,9 @@ def test_shipped_edsr_reproduces_its_registry_metrics(one_thread):
     for name, hr in heldout_crops(256).items():
         with torch.no_grad():
             sr = to_uint8(model.upscale(downscale(to_tensor(hr), 4)))
-        assert psnr_y(sr, hr, shave=4) == pytest.approx(saved[name]["edsr"]["psnr_y"], abs=1e-6)
+        # 1e-3 dB: a uint8 rounding flip of a few pixels (CPU kernel choice) moves PSNR by ~1e-6 dB; a changed model
+        # or metric moves it by far more.
+        assert psnr_y(sr, hr, shave=4) == pytest.approx(saved[name]["edsr"]["psnr_y"], abs=1e-3)
 
 
 def test_evaluate_sr_against_direct_metrics():
