@@ -31,8 +31,12 @@ TARGET_SPEED_SECONDS = 10.0
 def quality(
     *, steps: int | None = None, seed: int = 0, device: str | None = None, precision: str = "auto",
     crop: int = 256, tile: int | None = None, overlap: int | None = None, progress: bool = False,
+    keep_images: bool = False,
 ) -> dict[str, Any]:
-    """Per-image and mean PSNR(Y, shave 4) / SSIM(Y, shave 4) / LPIPS of bicubic and of the shipped model."""
+    """Per-image and mean PSNR(Y, shave 4) / SSIM(Y, shave 4) / LPIPS of bicubic and of the shipped model.
+
+    ``keep_images=True`` adds ``"sr_images"``: {image name: the measured SR output, uint8 (crop, crop, 3)}, for
+    figures (not JSON-serialisable, so ``adasr bench quality --json`` leaves it out)."""
     from .lpips import lpips_distance
     from .metrics import psnr_y, ssim_y
     from .upscaling import DEFAULT_STEPS, load_pretrained, upscale_tensor
@@ -45,12 +49,13 @@ def quality(
     dev = resolve_device(device)
     model = load_pretrained(device=dev)
     rows = []
+    sr_images: dict[str, np.ndarray] = {}
     for name, hr in heldout_crops(crop).items():
         lr = downscale(to_tensor(hr), 4)
         bic = to_uint8(upscale_bicubic(lr, 4))
         sr_t, rep, _ = upscale_tensor(lr, steps=steps, seed=seed, model=model, device=dev, precision=precision,
                                       tile=tile, overlap=overlap, progress=progress)
-        sr = to_uint8(sr_t)
+        sr = sr_images[name] = to_uint8(sr_t)
         row: dict[str, Any] = {"image": name, "seconds": round(rep.seconds, 3), "tile_evaluations": rep.tile_evaluations}
         for arm, img in (("bicubic", bic), ("adasr", sr)):
             row[arm] = {"psnr_y": psnr_y(img, hr, shave=4), "ssim_y": ssim_y(img, hr, shave=4),
@@ -59,7 +64,7 @@ def quality(
     mean = {arm: {k: float(np.mean([r[arm][k] for r in rows])) for k in ("psnr_y", "ssim_y", "lpips")}
             for arm in ("bicubic", "adasr")}
     gain = mean["adasr"]["psnr_y"] - mean["bicubic"]["psnr_y"]
-    return {
+    result: dict[str, Any] = {
         "benchmark": "quality", "steps": steps, "seed": seed, "crop": crop, "tile": tile, "overlap": overlap,
         "device": str(dev),
         "precision": resolve_precision(precision, dev), "images": rows, "mean": mean,
@@ -67,6 +72,9 @@ def quality(
         "targets": {"psnr_gain_db": TARGET_PSNR_GAIN_DB, "lpips": TARGET_LPIPS,
                     "psnr_met": gain >= TARGET_PSNR_GAIN_DB, "lpips_met": mean["adasr"]["lpips"] <= TARGET_LPIPS},
     }
+    if keep_images:
+        result["sr_images"] = sr_images
+    return result
 
 
 def regression_quality(name: str = "edsr_x4", crop: int = 256) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .data import to_tensor, to_uint8, upscale_bicubic
 from .registry import entry, load_state_dict
-from .runtime import resolve_device, resolve_precision
+from .runtime import prepare_for_inference, resolve_device, resolve_precision
 from .sampling.loop import SampleResult, sample_tiles
 from .defaults import DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_STEPS, DEFAULT_TILE
 from .sampling.policies import Policy, TileState, UniformDDIM
@@ -96,7 +96,8 @@ def upscale_tensor(
     """Super-resolve ``x`` (1, 3, h, w) in [−1, 1] → ((1, 3, s·h, s·w) in [−1, 1], report, sampler result).
 
     ``policy`` defaults to uniform DDIM with ``steps`` steps (η = ``eta``). ``precision='auto'`` uses bf16 autocast
-    and channels_last where the device runs bf16 natively, fp32 elsewhere. ``callback(iteration, tiles)`` is
+    where the device runs bf16 natively, fp32 elsewhere; the model runs channels_last where that is faster
+    (:func:`~adasr.runtime.prepare_for_inference`). ``callback(iteration, tiles)`` is
     passed to :func:`~adasr.sampling.loop.sample_tiles` (to watch tiles being refined).
     """
     if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3:
@@ -110,9 +111,7 @@ def upscale_tensor(
     prec = resolve_precision(precision, dev)
     if model is None:
         model = load_pretrained(device=dev)
-    model = model.to(dev).eval()
-    if prec == "bf16":
-        model = model.to(memory_format=torch.channels_last)
+    model = prepare_for_inference(model, dev, prec)
     s = model.config.scale
     h, w = x.shape[-2:]
     up = upscale_bicubic(x.to(dev).float(), s)

@@ -254,3 +254,21 @@ def test_bench_adaptive_cli_wiring(monkeypatch, capsys, tmp_path):
     code = cli.main(["bench", "adaptive", "--no-sweep", "--no-moon"])
     capsys.readouterr()
     assert code == 0 and (seen["sweep"], seen["moon"]) == (False, False) and seen["config"] == AdaptiveConfig()
+
+
+def test_quality_keeps_the_images_it_measured(monkeypatch, make_tiny_model, one_thread):
+    """``quality(keep_images=True)``: the returned SR images are the ones in the table (PSNR recomputed from them)."""
+    from adasr import upscaling
+    from adasr.data import heldout_crops
+    from adasr.metrics import psnr_y
+
+    small = {n: c for n, c in list(heldout_crops(32).items())[:2]}
+    monkeypatch.setattr(top_bench, "heldout_crops", lambda crop: small)
+    monkeypatch.setattr(upscaling, "load_pretrained", lambda name=None, device=None: make_tiny_model())
+    q = top_bench.quality(steps=2, tile=16, overlap=4, precision="fp32", keep_images=True)
+    assert set(q["sr_images"]) == set(small)
+    for row in q["images"]:
+        img = q["sr_images"][row["image"]]
+        assert img.dtype == np.uint8 and img.shape == small[row["image"]].shape
+        assert psnr_y(img, small[row["image"]], shave=4) == pytest.approx(row["adasr"]["psnr_y"], abs=1e-9)
+    assert "sr_images" not in top_bench.quality(steps=1, tile=16, overlap=4, precision="fp32")

@@ -133,3 +133,38 @@ def test_upscale_passes_callback_to_the_sampler(model):
                                  callback=lambda i, tiles: seen.append((i, [t.position for t in tiles])))
     assert [i for i, _ in seen] == [1, 2, 3] == list(range(1, res.iterations + 1))
     assert [p for _, p in seen] == [[k] * rep.tiles for k in (1, 2, 3)]
+
+
+def test_channels_last_preference_and_preparation(make_tiny_model):
+    from adasr.runtime import channels_last_preferred, is_channels_last, prepare_for_inference
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert channels_last_preferred(cpu, "fp32") and channels_last_preferred(cpu, "bf16")
+    assert channels_last_preferred(cuda, "bf16") and not channels_last_preferred(cuda, "fp32")
+    model = make_tiny_model()
+    assert not is_channels_last(model)
+    assert prepare_for_inference(model, cpu, "fp32") is model and is_channels_last(model)
+    assert not model.training
+
+
+def test_channels_last_model_samples_the_same_image(make_tiny_model, one_thread):
+    """The sampler feeds a channels_last model NHWC inputs; the result equals the NCHW run up to float rounding."""
+    from adasr.runtime import is_channels_last
+
+    cond = torch.rand(1, 3, 32, 48, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    plain = make_tiny_model()
+    nhwc = make_tiny_model().to(memory_format=torch.channels_last)
+    assert is_channels_last(nhwc) and not is_channels_last(plain)
+    layouts = []
+
+    def record(mod, inp) -> None:
+        if inp[0].shape[0] > 1:  # the tile batches (not the one-tile forward that counts MACs)
+            layouts.append(inp[0].is_contiguous(memory_format=torch.channels_last) and not inp[0].is_contiguous())
+
+    for m in (plain, nhwc):
+        next(mod for mod in m.unet.modules() if isinstance(mod, torch.nn.Conv2d)).register_forward_pre_hook(record)
+    a = sample_tiles(plain, cond, policy=UniformDDIM(3), tile=16, overlap=4, seed=0)
+    n_plain = len(layouts)
+    b = sample_tiles(nhwc, cond, policy=UniformDDIM(3), tile=16, overlap=4, seed=0)
+    assert n_plain == 3 and not any(layouts[:n_plain]) and all(layouts[n_plain:]) and len(layouts) == 6
+    assert torch.allclose(a.x0, b.x0, atol=1e-4)

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..cost import CostCounter, unet_macs
 from ..defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from ..diffusion.schedulers import DDIMScheduler
-from ..runtime import autocast
+from ..runtime import autocast, is_channels_last
 from ..srmodel import SRDiffusion
 from .policies import Policy, TileState, UniformDDIM
 from .tiles import MergeMode, TileGrid
@@ -71,12 +71,13 @@ def sample_tiles(
 ) -> SampleResult:
     """Run ``policy`` over the tiles of ``cond`` (1, 3, H, W), H and W multiples of the UNet's ``multiple``.
 
-    Returns the merged clean sample x̂0 (1, 3, H, W). ``precision`` is 'fp32' or 'bf16' (autocast; the model should
-    then be in channels_last). ``callback(iteration, tiles)`` is called after each iteration (for visualisations).
+    Returns the merged clean sample x̂0 (1, 3, H, W). ``precision`` is 'fp32' or 'bf16' (autocast). A model stored in
+    channels_last (:func:`~adasr.runtime.prepare_for_inference`) gets its inputs in channels_last too. ``callback(iteration, tiles)`` is called after each iteration (for visualisations).
     """
     policy = policy or UniformDDIM()
     dev = cond.device
     grid = TileGrid.cover(cond.shape[-2], cond.shape[-1], tile, overlap)
+    nhwc = is_channels_last(model.unet)
     m = model.unet.multiple
     if grid.tile_h % m or grid.tile_w % m:
         raise ValueError(f"tile size {grid.tile_h}×{grid.tile_w} must be a multiple of {m}; pad the image first")
@@ -118,7 +119,7 @@ def sample_tiles(
                 t = torch.tensor([s.t for s in chunk], dtype=torch.long, device=dev)
                 t_prev = torch.tensor([s.t_prev for s in chunk], dtype=torch.long, device=dev)
                 c = cond_tiles[idx]
-                if precision == "bf16":
+                if nhwc:
                     x_in, c = x.contiguous(memory_format=torch.channels_last), c.contiguous(memory_format=torch.channels_last)
                 else:
                     x_in = x
