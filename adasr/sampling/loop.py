@@ -72,7 +72,8 @@ def sample_tiles(
     """Run ``policy`` over the tiles of ``cond`` (1, 3, H, W), H and W multiples of the UNet's ``multiple``.
 
     Returns the merged clean sample x̂0 (1, 3, H, W). ``precision`` is 'fp32' or 'bf16' (autocast). A model stored in
-    channels_last (:func:`~adasr.runtime.prepare_for_inference`) gets its inputs in channels_last too. ``callback(iteration, tiles)`` is called after each iteration (for visualisations).
+    channels_last (:func:`~adasr.runtime.prepare_for_inference`) gets its inputs in channels_last too.
+    ``callback(iteration, tiles)`` is called after each iteration (for visualisations).
     """
     policy = policy or UniformDDIM()
     dev = cond.device
