@@ -28,7 +28,7 @@ the formula above, which matters for whole-image sampling (at a 64×64 bottlenec
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -38,13 +38,21 @@ from torch.utils.flop_counter import FlopCounterMode
 
 @dataclass
 class CostCounter:
-    """Running totals of UNet work (see the module docstring for the units)."""
+    """Running totals of UNet work (see the module docstring for the units).
+
+    ``evaluations_by_mode`` / ``macs_by_mode`` split the tile-evaluations and MACs by the denoiser mode that did
+    them (``full``, ``decoder``, ``shallow``: :mod:`adasr.sampling.denoiser`); work added without a mode is
+    ``full``.
+    """
 
     unet_calls: int = 0
     tile_evaluations: int = 0
     macs: int = 0
+    evaluations_by_mode: dict[str, int] = field(default_factory=dict)
+    macs_by_mode: dict[str, int] = field(default_factory=dict)
 
-    def add(self, *, unet_calls: int = 0, tile_evaluations: int = 0, macs: int = 0) -> "CostCounter":
+    def add(self, *, unet_calls: int = 0, tile_evaluations: int = 0, macs: int = 0,
+            mode: str = "full") -> "CostCounter":
         """Add to the totals (all non-negative integers); returns ``self`` so calls can be chained."""
         for name, value in (("unet_calls", unet_calls), ("tile_evaluations", tile_evaluations), ("macs", macs)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -52,13 +60,21 @@ class CostCounter:
         self.unet_calls += unet_calls
         self.tile_evaluations += tile_evaluations
         self.macs += macs
+        if tile_evaluations or macs:
+            self.evaluations_by_mode[mode] = self.evaluations_by_mode.get(mode, 0) + tile_evaluations
+            self.macs_by_mode[mode] = self.macs_by_mode.get(mode, 0) + macs
         return self
 
     def __iadd__(self, other: "CostCounter") -> "CostCounter":
-        return self.add(unet_calls=other.unet_calls, tile_evaluations=other.tile_evaluations, macs=other.macs)
+        self.unet_calls += other.unet_calls
+        if not other.evaluations_by_mode and (other.tile_evaluations or other.macs):
+            return self.add(tile_evaluations=other.tile_evaluations, macs=other.macs)
+        for mode, n in other.evaluations_by_mode.items():
+            self.add(tile_evaluations=n, macs=other.macs_by_mode.get(mode, 0), mode=mode)
+        return self
 
-    def as_dict(self) -> dict[str, int]:
-        """{"unet_calls": …, "tile_evaluations": …, "macs": …}."""
+    def as_dict(self) -> dict:
+        """{"unet_calls": …, "tile_evaluations": …, "macs": …, "evaluations_by_mode": {…}, "macs_by_mode": {…}}."""
         return asdict(self)
 
     @property

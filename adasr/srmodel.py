@@ -12,8 +12,10 @@ import torch
 import torch.nn.functional as F
 
 from .data import make_pair
-from .diffusion.objectives import PredictionType, predict_x0, residual_target, training_target
+from .diffusion.ddim import DDIMUpdate
+from .diffusion.objectives import PredictionType, predict_x0, q_sample, residual_target, training_target
 from .diffusion.schedules import NoiseSchedule
+from .diffusion.timesteps import TimestepSpacing
 from .models.unet import SRUNet, UNetConfig
 
 
@@ -43,6 +45,12 @@ class SRDiffusionConfig:
 
     def with_(self, **changes) -> "SRDiffusionConfig":
         return replace(self, **changes)
+
+    @property
+    def clip_range(self) -> float | None:
+        """x̂0 is clamped to ±``clip_sample_range`` while sampling; ``None`` when the range is 0 (no clipping).
+        The one place the samplers read the clip setting from."""
+        return self.clip_sample_range if self.clip_sample_range > 0 else None
 
 
 class SRDiffusion(torch.nn.Module):
@@ -83,10 +91,35 @@ class SRDiffusion(torch.nn.Module):
         t = torch.randint(0, self.num_train_timesteps, (B,), generator=generator).to(hr.device)
         noise = torch.randn(x0.shape, generator=generator).to(hr.device)
         a = self.alphas_cumprod[t].view(B, 1, 1, 1)
-        x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        x_t = q_sample(x0, noise, a)
         out = (net if net is not None else self)(x_t, t, up)
         tgt = training_target(self.config.prediction_type, x0, noise, a)
         return F.mse_loss(out.float(), tgt)
+
+    def scheduler(self, kind: str = "ddim", spacing: TimestepSpacing = "linspace", **kwargs):
+        """A diffusers-style scheduler on this model's chain, parameterisation and clipping.
+
+        ``kind`` is ``"ddim"`` (:class:`~adasr.diffusion.schedulers.DDIMScheduler`, last step to ᾱ = 1) or
+        ``"ddpm"`` (:class:`~adasr.diffusion.schedulers.DDPMScheduler`); ``spacing`` is its ``timestep_spacing``
+        (``linspace``: the tile sampler's, :func:`~adasr.diffusion.timesteps.spaced_timesteps`); ``kwargs`` go to
+        the constructor (e.g. ``variance_type``).
+        """
+        from .diffusion.schedulers import DDIMScheduler, DDPMScheduler
+
+        c = self.config
+        clip = c.clip_range
+        common = dict(prediction_type=c.prediction_type, clip_sample=clip is not None,
+                      clip_sample_range=clip if clip is not None else 1.0, timestep_spacing=spacing)
+        if kind == "ddim":
+            return DDIMScheduler.from_schedule(c.schedule, set_alpha_to_one=True, **common, **kwargs)
+        if kind == "ddpm":
+            return DDPMScheduler.from_schedule(c.schedule, **common, **kwargs)
+        raise ValueError(f"kind must be 'ddim' or 'ddpm', got {kind!r}")
+
+    def ddim_update(self) -> DDIMUpdate:
+        """The DDIM update of the tile sampler on this model's chain (float64 ᾱ table), parameterisation and clip."""
+        c = self.config
+        return DDIMUpdate(c.schedule.alphas_cumprod(), c.prediction_type, c.clip_range)
 
     def predict_x0(self, model_output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """x̂0 from the network output at integer timesteps t (B,)."""

@@ -7,7 +7,7 @@ Each tile p gets a budget from its normalised complexity C_p ∈ [0, 1] (:mod:`a
 * ``exponential``:        N_p = N_min + (N_max − N_min) · C_p²   (AdaSR's name for the square)
 
 rounded to the nearest integer, halves to even (``torch.round``; AdaSR truncates with ``int``). Tile p is then sampled with its own N_p-step DDIM
-schedule (:func:`~adasr.sampling.policies.spaced_timesteps`), so a simple tile costs N_p, not N_max, UNet
+schedule (:func:`~adasr.diffusion.timesteps.spaced_timesteps`), so a simple tile costs N_p, not N_max, UNet
 tile-evaluations — unlike the AdaSR repository, whose step map is computed and never used.
 """
 
@@ -18,7 +18,8 @@ from typing import Literal
 
 import torch
 
-from ..sampling.policies import CONTINUE, Decision, TileState, spaced_timesteps
+from ..diffusion.timesteps import spaced_timesteps
+from ..sampling.policies import Policy
 from ..sampling.tiles import TileGrid
 from .complexity import ESTIMATORS, Calibration, Estimator, Normalization, make_estimator, tile_complexity
 
@@ -47,7 +48,7 @@ def allocate_steps(
 
 
 @dataclass(frozen=True)
-class StepAllocation:
+class StepAllocation(Policy):
     """Policy: tile p runs an N_p-step DDIM schedule with N_p from its complexity (module docstring).
 
     ``estimator`` names a map of :data:`~adasr.adaptive.complexity.ESTIMATORS` (or pass ``estimator_fn``);
@@ -72,7 +73,7 @@ class StepAllocation:
             raise ValueError(f"unknown complexity estimator {self.estimator!r}; choose from {', '.join(ESTIMATORS)}")
 
     @property
-    def steps(self) -> int:
+    def steps(self) -> int:  # type: ignore[override]
         """The largest budget (N_max): what uniform DDIM would spend on every tile."""
         return self.n_max
 
@@ -86,9 +87,6 @@ class StepAllocation:
 
     def plan(self, cond_tiles: torch.Tensor, num_train_timesteps: int) -> list[list[int]]:
         return [spaced_timesteps(n, num_train_timesteps, self.spacing) for n in self.budgets(cond_tiles)]
-
-    def decide(self, tile: TileState, x0_new: torch.Tensor, x0_old: torch.Tensor | None) -> Decision:
-        return CONTINUE
 
 
 def tile_value_map(values: list[float] | torch.Tensor, grid: TileGrid) -> torch.Tensor:

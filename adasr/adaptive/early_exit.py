@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import torch
 
@@ -64,23 +64,28 @@ class EarlyExitRule:
         return max(deltas[-self.patience :]) < self.epsilon
 
 
-def global_deltas(tiles: Sequence[TileState]) -> list[float]:
-    """The whole-image Δ per step from the tiles' histories: sqrt(mean over tiles of Δ_tile²) (equal-size tiles,
+def global_deltas(histories: Sequence[Sequence[float]]) -> list[float]:
+    """The whole-image Δ per step from the tiles' Δ histories: sqrt(mean over tiles of Δ_tile²) (equal-size tiles,
     so this is the RMS over all their values)."""
-    n = min((len(t.history) for t in tiles), default=0)
-    return [math.sqrt(sum(t.history[k] ** 2 for t in tiles) / len(tiles)) for k in range(n)]
+    n = min((len(h) for h in histories), default=0)
+    return [math.sqrt(sum(h[k] ** 2 for h in histories) / len(histories)) for k in range(n)]
 
 
 @dataclass(frozen=True)
-class EarlyExit:
+class EarlyExit(Policy):
     """Policy: ``base``'s schedules (uniform DDIM at N_max by default, or a :class:`StepAllocation`) plus the
-    Δx̂0 stopping rule, per tile or for the whole image. Each tile's Δ values are kept in ``TileState.history``."""
+    Δx̂0 stopping rule, per tile or for the whole image.
+
+    The policy owns its per-tile memory: the Δ values of each tile in the current run (reset by ``begin``),
+    read with :meth:`deltas` and stored by the sampler in ``SampleResult.policy_memory["deltas"]``.
+    """
 
     base: Policy = field(default_factory=lambda: UniformDDIM(20))
     rule: EarlyExitRule = field(default_factory=EarlyExitRule)
     mode: ExitMode = "tile"
     value_range: float = 2.0
     name: str = "early-exit"
+    _deltas: list[list[float]] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in ("tile", "global"):
@@ -89,8 +94,12 @@ class EarlyExit:
             raise ValueError(f"value_range must be positive, got {self.value_range}")
 
     @property
-    def steps(self) -> int:
-        return int(getattr(self.base, "steps", 0))
+    def steps(self) -> int:  # type: ignore[override]
+        return self.base.steps
+
+    @property
+    def reuse(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self.base.reuse
 
     def plan(self, cond_tiles: torch.Tensor, num_train_timesteps: int) -> list[list[int]]:
         plans = self.base.plan(cond_tiles, num_train_timesteps)
@@ -98,13 +107,25 @@ class EarlyExit:
             raise ValueError("global early exit needs one schedule for every tile; use mode='tile' with allocation")
         return plans
 
+    def begin(self, num_tiles: int) -> None:
+        self.base.begin(num_tiles)
+        self._deltas.clear()
+        self._deltas.extend([] for _ in range(num_tiles))
+
+    def deltas(self, tile: int) -> list[float]:
+        """Δ values of ``tile`` so far in this run: Δ[j] compares x̂0 after step j + 2 with x̂0 after step j + 1."""
+        while len(self._deltas) <= tile:  # a caller that drives decide() without begin()
+            self._deltas.append([])
+        return self._deltas[tile]
+
     def decide(self, tile: TileState, x0_new: torch.Tensor, x0_old: torch.Tensor | None) -> Decision:
         base = self.base.decide(tile, x0_new, x0_old)
+        history = self.deltas(tile.index)
         if x0_old is not None:
-            tile.history.append(delta(x0_new, x0_old, self.value_range))
+            history.append(delta(x0_new, x0_old, self.value_range))
         if base.stop or self.mode == "global":
             return base
-        return STOP if self.rule.should_stop(tile.history, tile.evaluations) else base
+        return STOP if self.rule.should_stop(history, tile.evaluations) else base
 
     def end_iteration(self, tiles: list[TileState]) -> list[int]:
         """Global mode: stop all running tiles when the whole-image Δ meets the rule."""
@@ -113,9 +134,13 @@ class EarlyExit:
         running = [t for t in tiles if not t.done]
         if not running:
             return []
-        if self.rule.should_stop(global_deltas(tiles), running[0].evaluations):
+        if self.rule.should_stop(global_deltas([self.deltas(t.index) for t in tiles]), running[0].evaluations):
             return [t.index for t in running]
         return []
+
+    def memory(self) -> dict[str, Any]:
+        """``{"deltas": [Δ list of tile 0, …]}`` of the last run (copies)."""
+        return {"deltas": [list(h) for h in self._deltas], **self.base.memory()}
 
 
 __all__ = ["EarlyExit", "EarlyExitRule", "ExitMode", "delta", "global_deltas"]

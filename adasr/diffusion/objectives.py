@@ -1,6 +1,6 @@
 """Training targets and the conversions between ε, x0 and v parameterisations.
 
-With x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε (all tensors ``(B, C, H, W)``, ᾱ_t broadcast as ``(B, 1, 1, 1)``):
+With x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε (:func:`q_sample`; all tensors ``(B, C, H, W)``, ᾱ_t broadcast as ``(B, 1, 1, 1)``):
 
 * ε-prediction (DDPM):       target ε
 * x0-prediction ("sample"):  target x0
@@ -37,6 +37,17 @@ def residual_target(hr: torch.Tensor, up_lr: torch.Tensor, scale: float = 1.0) -
 def from_residual(r: torch.Tensor, up_lr: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """HR = up(LR) + r/s, the inverse of :func:`residual_target`."""
     return up_lr + r / scale
+
+
+def q_sample(x0: torch.Tensor, noise: torch.Tensor, alpha_bar: torch.Tensor | float) -> torch.Tensor:
+    """Forward noising x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε (Ho et al. 2020, eq. 4): the package's one definition.
+
+    ``x0`` and ``noise`` (B, C, H, W); ``alpha_bar`` a scalar or one ᾱ per batch entry (B,), cast to x0's dtype.
+    """
+    if noise.shape != x0.shape:
+        raise ValueError(f"noise has shape {tuple(noise.shape)}, x0 has {tuple(x0.shape)}")
+    a = _bcast(alpha_bar, x0)
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
 
 def training_target(

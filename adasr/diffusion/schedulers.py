@@ -16,8 +16,9 @@ The semantics (timestep spacings, which "previous" timestep a step targets, when
 surprising ones are spelled out in the method docstrings. The tables are kept in float64 (diffusers keeps float32);
 they are cast to the sample's dtype at use.
 
-:func:`ddim_step` is the DDIM update itself, for per-sample ᾱ pairs (used by :meth:`DDIMScheduler.step_batch`,
-e.g. for tiles that sit at different timesteps).
+:func:`~adasr.diffusion.ddim.ddim_step` (in :mod:`adasr.diffusion.ddim`, with the update the tile sampler uses) is
+the DDIM update itself, for per-sample ᾱ pairs; the timestep spacings live in :mod:`adasr.diffusion.timesteps` and
+the forward noising in :func:`adasr.diffusion.objectives.q_sample`.
 """
 
 from __future__ import annotations
@@ -27,18 +28,17 @@ from dataclasses import dataclass, fields
 from itertools import pairwise
 from typing import Literal, TypeVar
 
-import numpy as np
 import torch
 
-from adasr.diffusion.objectives import PREDICTION_TYPES, PredictionType, predict_eps, predict_x0
+from adasr.diffusion.ddim import alpha_bar_at, ddim_step
+from adasr.diffusion.objectives import PREDICTION_TYPES, PredictionType, predict_x0, q_sample
 from adasr.diffusion.schedules import NoiseSchedule
+from adasr.diffusion.timesteps import TIMESTEP_SPACINGS, TimestepSpacing, diffusers_timesteps
 
 BetaSchedule = Literal["linear", "scaled_linear", "squaredcos_cap_v2", "cosine", "ecdp_vp"]
-TimestepSpacing = Literal["leading", "trailing", "linspace"]
 VarianceType = Literal["fixed_small", "fixed_large"]
 
 BETA_SCHEDULES: tuple[str, ...] = ("linear", "scaled_linear", "squaredcos_cap_v2", "cosine", "ecdp_vp")
-TIMESTEP_SPACINGS: tuple[str, ...] = ("leading", "trailing", "linspace")
 VARIANCE_TYPES: tuple[str, ...] = ("fixed_small", "fixed_large")
 
 Timestep = int | torch.Tensor
@@ -137,83 +137,6 @@ class DDIMConfig(SchedulerConfig):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The DDIM update for per-sample ᾱ
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _per_sample(value: torch.Tensor | float, like: torch.Tensor, name: str) -> torch.Tensor:
-    """A scalar or a ``(B,)`` tensor as a float64 tensor broadcastable to ``like`` (``(B, 1, 1, 1)``)."""
-    v = torch.as_tensor(value, dtype=torch.float64, device=like.device)
-    if v.ndim == 0:
-        return v
-    if v.ndim != 1 or v.shape[0] != like.shape[0]:
-        raise ValueError(f"{name} must be a scalar or have shape ({like.shape[0]},), got {tuple(v.shape)}")
-    return v.reshape(-1, *([1] * (like.ndim - 1)))
-
-
-def ddim_step(
-    model_output: torch.Tensor,
-    sample: torch.Tensor,
-    alpha_bar_t: torch.Tensor | float,
-    alpha_bar_prev: torch.Tensor | float,
-    prediction_type: PredictionType,
-    eta: float = 0.0,
-    noise: torch.Tensor | None = None,
-    clip_sample_range: float | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One DDIM update from ᾱ_t to ᾱ_prev (Song, Meng & Ermon 2021, eq. 12), per batch entry.
-
-    ::
-
-        x̂0   = predict_x0(model_output)              then clamped to ±clip_sample_range if given
-        ε̂    = predict_eps(model_output)             (from the *unclipped* x̂0, as diffusers does)
-        σ_t  = η · √((1 − ᾱ_prev)/(1 − ᾱ_t)) · √(1 − ᾱ_t/ᾱ_prev)                      (eq. 16)
-        x_prev = √ᾱ_prev · x̂0  +  √(1 − ᾱ_prev − σ_t²) · ε̂  +  σ_t · z,   z ~ N(0, I)
-
-    η = 0 is the deterministic DDIM sampler; η = 1 gives DDPM's posterior variance β̃. With ᾱ_prev = 1 the
-    result is x̂0 itself.
-
-    Args:
-        model_output: network output, shape ``(B, C, H, W)``.
-        sample: x_t, shape ``(B, C, H, W)``.
-        alpha_bar_t: ᾱ at the current timestep, a scalar or shape ``(B,)`` (one per batch entry).
-        alpha_bar_prev: ᾱ at the target timestep, a scalar or shape ``(B,)``.
-        prediction_type: ``"epsilon"``, ``"sample"`` or ``"v_prediction"``.
-        eta: η ≥ 0.
-        noise: z, shape of ``sample``; required when η > 0 (this function draws no random numbers).
-        clip_sample_range: clamp x̂0 to ``[−r, r]``; ``None`` disables clipping.
-
-    Returns:
-        ``(prev_sample, pred_original_sample)``, both shaped like ``sample``.
-    """
-    if eta < 0:
-        raise ValueError(f"eta must be non-negative, got {eta}")
-    if eta > 0 and noise is None:
-        raise ValueError("eta > 0 needs `noise` (a standard normal tensor shaped like `sample`)")
-    if noise is not None and noise.shape != sample.shape:
-        raise ValueError(f"noise has shape {tuple(noise.shape)}, sample has {tuple(sample.shape)}")
-    a_t = _per_sample(alpha_bar_t, sample, "alpha_bar_t")
-    a_prev = _per_sample(alpha_bar_prev, sample, "alpha_bar_prev")
-
-    # the conversions run in the sample's dtype, as diffusers' do
-    pred_x0 = predict_x0(prediction_type, model_output, sample, a_t.to(sample.dtype))
-    pred_eps = predict_eps(prediction_type, model_output, sample, a_t.to(sample.dtype))
-    if clip_sample_range is not None:
-        pred_x0 = pred_x0.clamp(-clip_sample_range, clip_sample_range)
-
-    variance = (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)  # σ_t(η = 1)², float64
-    std = eta * variance.sqrt()
-    # 1 − ᾱ_prev − σ² ≥ 0 in exact arithmetic; clamp the rounding (diffusers would return NaN there)
-    dir_coeff = (1 - a_prev - std**2).clamp(min=0).sqrt()
-    dtype = sample.dtype
-    prev_sample = a_prev.sqrt().to(dtype) * pred_x0 + dir_coeff.to(dtype) * pred_eps
-    if eta > 0:
-        assert noise is not None
-        prev_sample = prev_sample + std.to(dtype) * noise
-    return prev_sample, pred_x0
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # Shared scheduler machinery
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -303,22 +226,9 @@ class _DiscreteScheduler:
     # -- timesteps ---------------------------------------------------------------------------------------------
 
     def _spaced_timesteps(self, n: int) -> list[int]:
-        """diffusers' three spacings (Lin et al. 2024, "Common diffusion noise schedules…", table 2).
-
-        * ``leading``:  t_i = i·⌊T/n⌋ + steps_offset, i = n−1..0   (never reaches T−1 unless n = T)
-        * ``trailing``: t_i = round(T − i·T/n) − 1, i = 0..n−1      (always starts at T−1)
-        * ``linspace``: round(linspace(0, T−1, n)), descending       (starts at T−1, ends at 0)
-        """
-        T, cfg = self.config.num_train_timesteps, self.config
-        # numpy, as diffusers, so that ties in the rounding (round half to even) fall the same way
-        if cfg.timestep_spacing == "leading":
-            ratio = T // n
-            return [i * ratio + cfg.steps_offset for i in range(n - 1, -1, -1)]
-        if cfg.timestep_spacing == "trailing":
-            # [:n]: float rounding makes diffusers' arange yield n + 1 values for some n (T = 1000: n = 61, 103,
-            # …), the extra one being the invalid timestep −1; we keep the first n, identical to diffusers'
-            return [int(v) - 1 for v in np.round(np.arange(T, 0, -T / n))[:n]]
-        return [int(v) for v in np.linspace(0, T - 1, n).round()[::-1]]
+        """diffusers' spacing of ``config.timestep_spacing`` (:func:`adasr.diffusion.timesteps.diffusers_timesteps`)."""
+        cfg = self.config
+        return diffusers_timesteps(n, cfg.num_train_timesteps, cfg.timestep_spacing, cfg.steps_offset)
 
     def set_timesteps(
         self,
@@ -392,8 +302,7 @@ class _DiscreteScheduler:
         t = torch.as_tensor(timesteps, device=original_samples.device).long().flatten()
         self._check_timesteps(t, 0, "timesteps")
         a = self.alphas_cumprod.to(original_samples.device)[t].to(original_samples.dtype)
-        a = a.reshape(-1, *([1] * (original_samples.ndim - 1)))
-        return a.sqrt() * original_samples + (1 - a).sqrt() * noise
+        return q_sample(original_samples, noise, a)
 
     def _clip_range(self) -> float | None:
         return self.config.clip_sample_range if self.config.clip_sample else None
@@ -588,9 +497,7 @@ class DDIMScheduler(_DiscreteScheduler):
 
     def _alpha_bar(self, timesteps: torch.Tensor) -> torch.Tensor:
         """ᾱ at integer timesteps (any shape, −1 ↦ ``final_alpha_cumprod``), float64."""
-        ac = self.alphas_cumprod.to(timesteps.device)
-        final = self.final_alpha_cumprod.to(timesteps.device)
-        return torch.where(timesteps >= 0, ac[timesteps.clamp(min=0)], final)
+        return alpha_bar_at(self.alphas_cumprod, timesteps, self.final_alpha_cumprod)
 
     def _noise(
         self,
@@ -708,6 +615,6 @@ __all__ = [
     "DDPMSchedulerOutput",
     "SchedulerConfig",
     "SchedulerOutput",
-    "ddim_step",
+    "ddim_step",  # re-exported from adasr.diffusion.ddim
 ]
 

@@ -6,7 +6,8 @@ Input: the noisy residual x_t (B, 3, H, W) concatenated with the condition up(LR
 ``encode(x_t, t, cond)`` runs the stem, the down path and the middle block and returns an :class:`EncoderState`
 (every skip feature and the middle feature). ``decode(h, t)`` runs the up path with the time embedding of ``t``.
 ``forward = decode ∘ encode``. Encoder-state reuse (Faster-Diffusion / SMFDM) calls ``decode`` with a cached ``h``
-and the *current* t. H and W must be multiples of 2^(levels−1).
+and the *current* t; DeepCache keeps ``decode(…, return_deep=True)``'s deep feature and calls :meth:`SRUNet.shallow`
+(only the full-resolution blocks) at the steps between. H and W must be multiples of 2^(levels−1).
 """
 
 from __future__ import annotations
@@ -181,14 +182,22 @@ class SRUNet(nn.Module):
         h = self.mid2(self.mid_attn(self.mid1(h, temb)), temb)
         return EncoderState(skips, h)
 
-    def decode(self, state: EncoderState, t: torch.Tensor | float | int) -> torch.Tensor:
-        """Up path from an :class:`EncoderState` with the time embedding of ``t`` → (B, out_channels, H, W)."""
+    def decode(self, state: EncoderState, t: torch.Tensor | float | int, *, return_deep: bool = False
+               ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Up path from an :class:`EncoderState` with the time embedding of ``t`` → (B, out_channels, H, W).
+
+        ``return_deep=True`` also returns the deep feature DeepCache caches: what enters the finest up level
+        before its skip is concatenated (B, channels[1], H, W) — the upsampled output of every deeper block.
+        """
         assert state.mid is not None
         h = state.mid
         temb = self.time_embedding(t, h.shape[0], h.device)
         skips = list(state.skips)
         n = len(self.up)
+        deep = h
         for j, blocks in enumerate(self.up):
+            if j == n - 1:
+                deep = h
             h = torch.cat([h, skips.pop()], dim=1)
             for block in blocks:
                 h = block(h, temb)
@@ -196,6 +205,31 @@ class SRUNet(nn.Module):
                 h = self.up_attn(h)
             if j < n - 1:
                 h = self.upsample[j](F.interpolate(h, scale_factor=2.0, mode="nearest"))
+        out = self.out_conv(F.silu(self.out_norm(h)))
+        return (out, deep) if return_deep else out
+
+    def shallow(self, x_t: torch.Tensor, t: torch.Tensor | float | int, cond: torch.Tensor,
+                deep: torch.Tensor) -> torch.Tensor:
+        """DeepCache's partial forward: only the outermost (full-resolution) blocks run, with the current (x_t, t);
+        the cached ``deep`` feature (from ``decode(…, return_deep=True)`` at a key step) replaces everything deeper.
+
+        Stem → first down level (its skip feature) → concat with ``deep`` → last up level → output conv.
+        With ``deep`` computed from the same (x_t, t, cond) this equals ``forward`` exactly.
+        """
+        if x_t.shape[-2] % self.multiple or x_t.shape[-1] % self.multiple:
+            raise ValueError(f"height and width must be multiples of {self.multiple}, got {tuple(x_t.shape[-2:])}")
+        temb = self.time_embedding(t, x_t.shape[0], x_t.device)
+        h = self.stem(torch.cat([x_t, cond], dim=1))
+        for block in self.down[0]:
+            h = block(h, temb)
+        n = len(self.up)
+        if n == 1:  # a one-level UNet: the first level is also the attention level
+            h = self.down_attn(h)
+        h = torch.cat([deep, h], dim=1)
+        for block in self.up[n - 1]:
+            h = block(h, temb)
+        if n == 1:
+            h = self.up_attn(h)
         return self.out_conv(F.silu(self.out_norm(h)))
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor | float | int, cond: torch.Tensor) -> torch.Tensor:

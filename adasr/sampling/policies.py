@@ -1,52 +1,41 @@
-"""Policies: the per-tile decisions of the tile-batch sampler.
+"""Policies: the per-tile decisions of the tile-batch sampler, declared once in :class:`Policy`.
 
-A policy answers two questions.
+A policy answers, for the tiles of one image:
 
-1. ``plan``: before sampling, each tile's descending list of timesteps (its budget N_p = the list's length).
-2. ``decide``: after each of a tile's steps, what it does next — continue, stop now keeping its x̂0, or replace
-   the rest of its list (a change of stride).
+1. ``plan(cond_tiles, T)``: before sampling, each tile's descending list of timesteps (its budget N_p = the
+   list's length);
+2. ``decide(tile, x0_new, x0_old)``: after each of a tile's steps, what it does next — continue, stop now keeping
+   its x̂0, replace the rest of its list (a change of stride), and in which denoiser mode its next evaluation runs
+   (``full``, or reuse of a cached feature: :mod:`adasr.sampling.denoiser`);
+3. ``end_iteration(tiles)`` (optional): after every iteration, which running tiles to stop having seen all of
+   them (a whole-image rule);
 
-Uniform DDIM is the policy "same list for every tile, never stop". Adaptive methods (AdaSR allocation and early
-exit, AdaDiffSR's dynamic strides) are other policies over the same loop, so their savings are UNet work not done.
+and declares ``name`` (for reports), ``steps`` (the budget N of the busiest tile: what ``--steps`` means for every
+policy) and ``reuse`` (the denoiser modes it may ask for, so the denoiser keeps those caches).
+
+Per-tile memory a policy needs across steps (the Δ history of early exit) belongs to the policy: ``begin(n)`` is
+called by the sampler before the first step of every run to reset it, and ``memory()`` returns a snapshot that
+the sampler stores in its result. Uniform DDIM is the policy "same list for every tile, never stop"; adaptive
+methods (AdaSR allocation and early exit, AdaDiffSR's dynamic strides) are other policies over the same loop, so
+their savings are UNet work not done.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+import numbers
+from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
 import torch
 
-
-def spaced_timesteps(num_steps: int, num_train_timesteps: int = 1000, spacing: str = "linspace") -> list[int]:
-    """Descending timesteps for ``num_steps`` DDIM steps (diffusers' ``timestep_spacing`` rules).
-
-    ``linspace``: round(linspace(T−1, 0, n)) (999, 888, …, 0 for n = 10); ``leading``: (T/n)·[n−1 … 0];
-    ``trailing``: round(T − T/n·[0 … n−1]) − 1. One step is always [T − 1] (unlike diffusers, whose
-    ``linspace``/``leading`` give [0] for n = 1).
-    """
-    T, n = num_train_timesteps, num_steps
-    if not 1 <= n <= T:
-        raise ValueError(f"number of steps must be in 1..{T}, got {n}")
-    if n == 1:
-        # linspace/leading would give [0]: one evaluation at a clean-data timestep fed pure noise. A single step
-        # must start where the noise is, t = T − 1 (then it returns the model's x̂0: a regression output).
-        return [T - 1]
-    if spacing == "linspace":
-        ts = np.linspace(0, T - 1, n).round()[::-1]
-    elif spacing == "leading":
-        ts = (np.arange(0, n) * (T // n)).round()[::-1]
-    elif spacing == "trailing":
-        ts = np.round(np.arange(T, 0, -T / n)) - 1
-    else:
-        raise ValueError(f"spacing must be 'linspace', 'leading' or 'trailing', got {spacing!r}")
-    return [int(t) for t in ts]
+from ..diffusion.timesteps import spaced_timesteps
+from .denoiser import MODES
 
 
 @dataclass
 class TileState:
-    """One tile's progress: its schedule, where it is in it, its current sample and last clean estimate."""
+    """One tile's progress: its schedule, where it is in it, its current sample and last clean estimate, how
+    often it has been evaluated, and the denoiser mode of its next evaluation."""
 
     index: int
     timesteps: list[int]
@@ -55,7 +44,7 @@ class TileState:
     x0: torch.Tensor | None = None
     done: bool = False
     evaluations: int = 0
-    history: list[float] = field(default_factory=list)
+    mode: str = "full"
 
     @property
     def t(self) -> int:
@@ -69,42 +58,77 @@ class TileState:
 
 @dataclass(frozen=True)
 class Decision:
-    """What a tile does after a step: ``stop`` (keep x̂0) or continue, optionally with a new remaining list."""
+    """What a tile does after a step: ``stop`` (keep x̂0) or continue, optionally with a new ``remaining`` list
+    of timesteps and the denoiser ``mode`` of its next evaluation (``None``: ``full``)."""
 
     stop: bool = False
     remaining: tuple[int, ...] | None = None
+    mode: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode is not None and self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES} or None, got {self.mode!r}")
 
 
 CONTINUE = Decision()
 STOP = Decision(stop=True)
 
 
-@runtime_checkable
-class Policy(Protocol):
-    """Interface of a sampling policy (see the module docstring)."""
+class Policy:
+    """Base class of the sampling policies: the interface of the module docstring, with its defaults.
 
-    name: str
+    Subclasses implement :meth:`plan` and :attr:`steps`; the others default to "continue every tile with a full
+    evaluation, never stop, no memory, no feature reuse".
+    """
+
+    name: str = "policy"
+    #: denoiser modes this policy may ask for besides ``full`` (the denoiser keeps their caches)
+    reuse: tuple[str, ...] = ()
+
+    @property
+    def steps(self) -> int:
+        """N: the most steps any tile may take (its budget; uniform DDIM's step count)."""
+        raise NotImplementedError(f"{type(self).__name__} must define `steps`")
 
     def plan(self, cond_tiles: torch.Tensor, num_train_timesteps: int) -> list[list[int]]:
         """Each tile's descending timestep list; ``cond_tiles`` is up(LR) cut into tiles, (N, 3, h, w)."""
-        ...
+        raise NotImplementedError(f"{type(self).__name__} must define `plan`")
+
+    def begin(self, num_tiles: int) -> None:
+        """Reset per-run memory; called by the sampler before the first step of each run."""
 
     def decide(self, tile: TileState, x0_new: torch.Tensor, x0_old: torch.Tensor | None) -> Decision:
         """Called after each step of ``tile`` with its new and previous clean estimates (C, h, w)."""
-        ...
+        return CONTINUE
+
+    def end_iteration(self, tiles: list[TileState]) -> list[int]:
+        """Indices of running tiles to stop after an iteration, having seen every tile (default: none)."""
+        return []
+
+    def memory(self) -> dict[str, Any]:
+        """A snapshot of the per-tile memory of the last run (stored in the sampler's result); default empty."""
+        return {}
 
 
 @dataclass(frozen=True)
-class UniformDDIM:
+class UniformDDIM(Policy):
     """The baseline policy: every tile gets the same ``steps``-step DDIM schedule and never stops early."""
 
-    steps: int = 10
+    steps: int = 10  # type: ignore[assignment]
     spacing: str = "linspace"
     name: str = "uniform"
 
+    def __post_init__(self) -> None:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, numbers.Integral) or self.steps < 1:
+            raise ValueError(f"steps must be a positive int, got {self.steps!r}")
+
+    def timesteps(self, num_train_timesteps: int = 1000) -> list[int]:
+        """The one schedule every tile runs (:func:`~adasr.diffusion.timesteps.spaced_timesteps`)."""
+        return spaced_timesteps(self.steps, num_train_timesteps, self.spacing)
+
     def plan(self, cond_tiles: torch.Tensor, num_train_timesteps: int) -> list[list[int]]:
-        ts = spaced_timesteps(self.steps, num_train_timesteps, self.spacing)
+        ts = self.timesteps(num_train_timesteps)
         return [list(ts) for _ in range(cond_tiles.shape[0])]
 
-    def decide(self, tile: TileState, x0_new: torch.Tensor, x0_old: torch.Tensor | None) -> Decision:
-        return CONTINUE
+
+__all__ = ["CONTINUE", "STOP", "Decision", "Policy", "TileState", "UniformDDIM", "spaced_timesteps"]

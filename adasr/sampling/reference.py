@@ -28,7 +28,7 @@ timestep t' (ᾱ_{−1} = 1) is:
   integrated from s = 1 to s_end with an adaptive Runge–Kutta solver (dopri5): the solver, not the user, chooses
   how many network evaluations (NFE) to spend for the tolerances ``rtol``/``atol``.
 
-Timesteps: DDPM and DDIM visit the ``n`` timesteps of :func:`adasr.sampling.policies.spaced_timesteps` with
+Timesteps: DDPM and DDIM visit the ``n`` timesteps of :func:`adasr.diffusion.timesteps.spaced_timesteps` with
 ``linspace`` spacing, round(linspace(T − 1, 0, n)) (999, 888, …, 0 for T = 1000, n = 10; a single step is [T − 1]),
 the schedule of the tile-batch sampler's :class:`UniformDDIM`; the last step lands on ᾱ = 1, so the chain ends on
 the clipped x̂0.
@@ -48,9 +48,9 @@ import torch
 
 from ..diffusion.ode import probability_flow_sample
 from ..diffusion.schedulers import DDIMScheduler, DDPMScheduler, SchedulerOutput
+from ..diffusion.timesteps import spaced_timesteps
 from ..srmodel import SRDiffusion
-from .loop import make_scheduler
-from .policies import spaced_timesteps
+from .denoiser import Denoiser
 
 
 class ReferenceSample(NamedTuple):
@@ -77,11 +77,6 @@ def initial_noise(cond: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Ge
     return torch.randn(tuple(cond.shape), generator=g).to(cond.device), g
 
 
-def _clip(model: SRDiffusion) -> dict:
-    c = model.config.clip_sample_range
-    return {"clip_sample": c > 0, "clip_sample_range": max(c, 1e-6)}
-
-
 def _run_chain(
     model: SRDiffusion,
     cond: torch.Tensor,
@@ -92,9 +87,10 @@ def _run_chain(
     """The textbook loop shared by DDPM and DDIM: x_T from ``seed``, one UNet call and one ``step`` per timestep in
     ``sched.timesteps``, then the clean sample mapped to an image; NFE = number of timesteps visited."""
     x, g = initial_noise(cond, seed)
+    denoiser = Denoiser(model.unet, count_macs=False)
     nfe = 0
     for t in sched.timesteps.tolist():
-        out = model.unet(x, t, cond).float()
+        out = denoiser(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device), cond).output
         nfe += 1
         x = step(out, t, x, g).prev_sample
     return ReferenceSample(model.output(x, cond), nfe)
@@ -120,9 +116,7 @@ def sample_ddpm(model: SRDiffusion, cond: torch.Tensor, steps: int, seed: int = 
         ``(image (B, 3, H, W) in [−1, 1], nfe = steps)``.
     """
     _check_cond(model, cond)
-    c = model.config
-    sched = DDPMScheduler.from_schedule(c.schedule, prediction_type=c.prediction_type, timestep_spacing="linspace",
-                                        variance_type="fixed_small", **_clip(model))
+    sched = model.scheduler("ddpm", "linspace", variance_type="fixed_small")
     sched.set_timesteps(timesteps=spaced_timesteps(steps, model.num_train_timesteps, "linspace"))
     return _run_chain(model, cond, sched, seed, lambda out, t, x, g: sched.step(out, t, x, generator=g))
 
@@ -131,7 +125,7 @@ def sample_ddpm(model: SRDiffusion, cond: torch.Tensor, steps: int, seed: int = 
 def sample_ddim(model: SRDiffusion, cond: torch.Tensor, steps: int, seed: int = 0, eta: float = 0.0) -> ReferenceSample:
     """DDIM with ``steps`` network evaluations (module docstring), η = ``eta`` (0: deterministic).
 
-    The scheduler is :func:`adasr.sampling.loop.make_scheduler` (the tile-batch sampler's) with the explicit
+    The scheduler is ``model.scheduler('ddim')`` (the model's chain, parameterisation and clipping) with the explicit
     ``linspace`` timestep list, so on an image that fits one tile this equals
     ``sample_tiles(model, cond, policy=UniformDDIM(steps), seed=seed, eta=eta)`` followed by ``model.output``.
 
@@ -146,7 +140,7 @@ def sample_ddim(model: SRDiffusion, cond: torch.Tensor, steps: int, seed: int = 
         ``(image (B, 3, H, W) in [−1, 1], nfe = steps)``.
     """
     _check_cond(model, cond)
-    sched = make_scheduler(model)
+    sched = model.scheduler("ddim", "linspace")
     sched.set_timesteps(timesteps=spaced_timesteps(steps, model.num_train_timesteps, "linspace"))
     return _run_chain(model, cond, sched, seed,
                       lambda out, t, x, g: sched.step(out, t, x, eta, generator=g if eta > 0 else None))
@@ -186,12 +180,14 @@ def sample_pf_ode(
     c = model.config
     x_T, _ = initial_noise(cond, seed)
 
+    denoiser = Denoiser(model.unet, count_macs=False)
+
     def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return model.unet(x, t, cond).float()
+        return denoiser(x, t, cond).output
 
     res = probability_flow_sample(
         model_fn, x_T, c.schedule, c.prediction_type, s_end=s_end, rtol=rtol, atol=atol, method=method,
-        clip_sample_range=c.clip_sample_range if c.clip_sample_range > 0 else None,
+        clip_sample_range=c.clip_range,
     )
     return ReferenceSample(model.output(res.sample, cond), res.nfe)
 
