@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..adaptive.allocation import tile_value_map
+from ..adaptive.equal_budget import equal_budget_gaps, uniform_at
 from ..sampling.policies import TileState
 from ..sampling.tiles import MergeMode, TileGrid
 from .common import as_display
@@ -279,22 +280,6 @@ def refinement_figure(
 # ----------------------------------------------------------------------------------------------------------------
 # Cost vs quality against the uniform control
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def uniform_at(uniform: Mapping[str, Sequence[float]], steps: float, metric: str) -> float:
-    """The uniform curve's ``metric`` at ``steps`` tile-evaluations per tile, linearly interpolated between the
-    measured N (the equal-average-budget control; clamped to the end points outside the measured range)."""
-    x = np.asarray(uniform["steps"], dtype=float)
-    y = np.asarray(uniform[metric], dtype=float)
-    order = np.argsort(x)
-    return float(np.interp(steps, x[order], y[order]))
-
-
-def equal_budget_gaps(uniform: Mapping[str, Sequence[float]], points: Sequence[Mapping[str, Any]],
-                      metric: str) -> list[float]:
-    """For each adaptive point, its ``metric`` minus the uniform curve's at the same mean budget
-    (:func:`uniform_at`). LPIPS: a negative gap beats uniform; PSNR: a positive gap does."""
-    return [float(p[metric]) - uniform_at(uniform, float(p["steps"]), metric) for p in points]
 
 
 def cost_quality_figure(
