@@ -161,7 +161,7 @@ def test_int8_is_real_and_close_and_restores_the_engine(edsr, lr_batches):
 
 
 def test_unet_wrapper_runs_inside_the_tile_sampler(make_tiny_model, one_thread):
-    from adasr.sampling.loop import make_scheduler, sample_tiles
+    from adasr.sampling.loop import iterate_tiles, run_to_end
     from adasr.sampling.policies import UniformDDIM
 
     model = make_tiny_model()
@@ -170,13 +170,12 @@ def test_unet_wrapper_runs_inside_the_tile_sampler(make_tiny_model, one_thread):
     assert names == convs[1:-1]
     qmodel, qm = quantize_diffusion(model, AdaBMConfig(w_bits=8, a_bits=6))
     hr = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1
-    sched = make_scheduler(model)
-    sched.set_timesteps(3)
-    batches = diffusion_calibration_batches(model, hr, [int(t) for t in sched.timesteps], batch_size=4)
+    batches = diffusion_calibration_batches(model, hr, UniformDDIM(3).timesteps(model.num_train_timesteps), batch_size=4)
     assert len(batches) == 3 and batches[0][0].shape == (4, 3, 32, 32)
     qm.calibrate(batches)
     cond = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(4)) * 2 - 1
     fabs = []
-    res = sample_tiles(qmodel, cond, policy=UniformDDIM(3), tile=32, overlap=16, callback=lambda i, t: fabs.append(qm.fab()))
+    res = run_to_end(iterate_tiles(qmodel, cond, policy=UniformDDIM(3), tile=32, overlap=16),
+                     observe=lambda state: fabs.append(qm.fab()))
     assert res.x0.shape == cond.shape and torch.isfinite(res.x0).all()
     assert len(fabs) == 3 and all(4 <= f <= 8 for f in fabs)

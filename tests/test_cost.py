@@ -83,9 +83,15 @@ def test_unet_macs_equals_sum_of_layers_and_is_linear_in_batch() -> None:
 def test_cost_counter() -> None:
     c = CostCounter()
     c.add(unet_calls=1, tile_evaluations=16, macs=16 * 1000).add(unet_calls=1, tile_evaluations=9, macs=9 * 1000)
-    assert c.as_dict() == {"unet_calls": 2, "tile_evaluations": 25, "macs": 25_000}
+    assert c.as_dict() == {"unet_calls": 2, "tile_evaluations": 25, "macs": 25_000,
+                           "evaluations_by_mode": {"full": 25}, "macs_by_mode": {"full": 25_000}}
     c += CostCounter(unet_calls=1, tile_evaluations=1, macs=10**9)
     assert (c.unet_calls, c.tile_evaluations) == (3, 26) and c.gmacs == pytest.approx(1.000025)
+    assert c.macs_by_mode == {"full": 25_000 + 10**9}
+    d = CostCounter().add(unet_calls=1, tile_evaluations=2, macs=300, mode="decoder")
+    c += d
+    assert c.evaluations_by_mode == {"full": 26, "decoder": 2} and c.macs == 25_000 + 10**9 + 300
+    assert sum(c.macs_by_mode.values()) == c.macs and sum(c.evaluations_by_mode.values()) == c.tile_evaluations
     with pytest.raises(ValueError, match="non-negative"):
         c.add(macs=-1)
     with pytest.raises(ValueError, match="non-negative"):

@@ -14,8 +14,9 @@ from adasr.adaptive.allocation import StepAllocation
 from adasr.adaptive.complexity import Calibration
 from adasr.adaptive.early_exit import EarlyExit, EarlyExitRule, delta, global_deltas
 from adasr.adaptive.policy import AdaptiveConfig, make_policy
-from adasr.sampling.loop import sample_tiles
-from adasr.sampling.policies import STOP, TileState, UniformDDIM, spaced_timesteps
+from adasr.diffusion.timesteps import spaced_timesteps
+from adasr.sampling.loop import run_to_end, iterate_tiles
+from adasr.sampling.policies import STOP, TileState, UniformDDIM
 
 TILE, OVERLAP, SIZE, N = 16, 4, 32, 8
 HUGE, TINY = 1e9, 1e-30
@@ -35,23 +36,28 @@ def cond():
 
 
 class Recorder:
-    """callback(iteration, tiles): copies of every tile's x̂0 and x_t after each iteration."""
+    """An observer of iterate_tiles: copies of every tile's x̂0 and x_t after each iteration."""
 
     def __init__(self) -> None:
         self.x0: list[list[torch.Tensor | None]] = []
         self.xt: list[list[torch.Tensor | None]] = []
         self.done: list[list[bool]] = []
 
-    def __call__(self, iteration: int, tiles: list[TileState]) -> None:
-        assert iteration == len(self.x0) + 1
-        self.x0.append([None if s.x0 is None else s.x0.clone() for s in tiles])
-        self.xt.append([None if s.x_t is None else s.x_t.clone() for s in tiles])
-        self.done.append([s.done for s in tiles])
+    def __call__(self, state) -> None:
+        assert state.iteration == len(self.x0) + 1
+        self.x0.append([None if s.x0 is None else s.x0.clone() for s in state.tiles])
+        self.xt.append([None if s.x_t is None else s.x_t.clone() for s in state.tiles])
+        self.done.append([s.done for s in state.tiles])
 
 
 def run(model, cond, policy, seed=3, callback=None):
-    return sample_tiles(model, cond, policy=policy, tile=TILE, overlap=OVERLAP, seed=seed, precision="fp32",
-                        callback=callback)
+    states = iterate_tiles(model, cond, policy=policy, tile=TILE, overlap=OVERLAP, seed=seed, precision="fp32")
+    return run_to_end(states, observe=callback)
+
+
+def deltas(res) -> list[list[float]]:
+    """The per-tile Δ histories an early-exit policy kept during the run (SampleResult.policy_memory)."""
+    return res.policy_memory.get("deltas", [[] for _ in res.tiles])
 
 
 @pytest.fixture(scope="module")
@@ -115,19 +121,24 @@ def test_policy_validation_and_defaults():
 
 
 def test_decide_records_delta_and_stops():
-    """decide() appends Δ(x̂0_new, x̂0_old)/R to the tile's history (none on the first step) and returns STOP when the
-    rule fires on that history with steps_taken = tile.evaluations."""
+    """decide() appends Δ(x̂0_new, x̂0_old)/R to the policy's history of that tile (none on the first step) and returns
+    STOP when the rule fires on that history with steps_taken = tile.evaluations; begin() resets the memory."""
     pol = EarlyExit(UniformDDIM(10), EarlyExitRule(0.1, 2, 3), value_range=4.0)
-    tile = TileState(0, spaced_timesteps(10))
+    pol.begin(2)
+    tile = TileState(1, spaced_timesteps(10))
     x = torch.zeros(3, 4, 4)
     tile.evaluations = 1
-    assert not pol.decide(tile, x, None).stop and tile.history == []
+    assert not pol.decide(tile, x, None).stop and pol.deltas(1) == []
     tile.evaluations = 2
-    assert not pol.decide(tile, x + 0.2, x).stop and tile.history == pytest.approx([0.05])  # warm-up not reached
+    assert not pol.decide(tile, x + 0.2, x).stop and pol.deltas(1) == pytest.approx([0.05])  # warm-up not reached
     tile.evaluations = 3
-    assert pol.decide(tile, x + 0.4, x + 0.2) == STOP and tile.history == pytest.approx([0.05, 0.05])
+    assert pol.decide(tile, x + 0.4, x + 0.2) == STOP and pol.deltas(1) == pytest.approx([0.05, 0.05])
     tile.evaluations = 4
-    assert not pol.decide(tile, x + 1.0, x + 0.4).stop and tile.history[-1] == pytest.approx(0.15)
+    assert not pol.decide(tile, x + 1.0, x + 0.4).stop and pol.deltas(1)[-1] == pytest.approx(0.15)
+    assert pol.deltas(0) == [] and pol.memory()["deltas"] == [[], pytest.approx([0.05, 0.05, 0.15])]
+    assert not hasattr(tile, "history")  # the memory is the policy's, not a field of TileState
+    pol.begin(2)
+    assert pol.memory() == {"deltas": [[], []]}
 
 
 # -------------------------------------------------------------------------------------------- per-tile, executed
@@ -137,14 +148,14 @@ def test_huge_epsilon_stops_every_tile_after_warmup(model, cond, warmup, patienc
     res = run(model, cond, EarlyExit(UniformDDIM(N), EarlyExitRule(HUGE, patience, warmup)))
     assert [s.evaluations for s in res.tiles] == [expected] * 9
     assert all(s.done for s in res.tiles) and all(s.position == expected for s in res.tiles)
-    assert [len(s.history) for s in res.tiles] == [expected - 1] * 9
+    assert [len(h) for h in deltas(res)] == [expected - 1] * 9
     assert res.cost.tile_evaluations == 9 * expected and res.iterations == expected
 
 
 def test_tiny_epsilon_never_stops(model, cond, uniform_run):
     res = run(model, cond, EarlyExit(UniformDDIM(N), EarlyExitRule(TINY, 1, 1)))
     assert [s.evaluations for s in res.tiles] == [N] * 9
-    assert [len(s.history) for s in res.tiles] == [N - 1] * 9
+    assert [len(h) for h in deltas(res)] == [N - 1] * 9
     torch.testing.assert_close(res.x0, uniform_run[0].x0, rtol=0, atol=1e-6)  # same chain as uniform DDIM
 
 
@@ -167,10 +178,12 @@ def test_history_is_delta_of_consecutive_x0(model, cond, uniform_run):
     res, rec = uniform_run
     pol = EarlyExit(UniformDDIM(N), EarlyExitRule(TINY, 1, 1), value_range=3.0)
     r2 = run(model, cond, pol)
-    for j, s in enumerate(r2.tiles):
+    for j, h in enumerate(deltas(r2)):
         expected = [delta(rec.x0[i + 1][j], rec.x0[i][j], 3.0) for i in range(N - 1)]
-        np.testing.assert_allclose(s.history, expected, rtol=1e-3, atol=1e-7)
-    assert not res.tiles[0].history  # uniform DDIM records nothing
+        np.testing.assert_allclose(h, expected, rtol=1e-3, atol=1e-7)
+    assert res.policy_memory == {}  # uniform DDIM records nothing
+    r3 = run(model, cond, pol)  # the same policy object again: its memory is reset, not appended to
+    assert deltas(r3) == deltas(r2)
 
 
 def test_tiles_stop_at_their_own_iteration(model, cond, uniform_run):
@@ -193,14 +206,13 @@ def test_tiles_stop_at_their_own_iteration(model, cond, uniform_run):
 # --------------------------------------------------------------------------------------------------- global mode
 def test_global_deltas_is_the_rms_over_all_tiles(uniform_run):
     res, rec = uniform_run
-    tiles = [TileState(j, [1], history=[delta(rec.x0[i + 1][j], rec.x0[i][j]) for i in range(N - 1)])
-             for j in range(9)]
-    g = global_deltas(tiles)
+    histories = [[delta(rec.x0[i + 1][j], rec.x0[i][j]) for i in range(N - 1)] for j in range(9)]
+    g = global_deltas(histories)
     all_x0 = [torch.stack(r) for r in rec.x0]  # (9, 3, 16, 16) per iteration
     expected = [((all_x0[i + 1].double() - all_x0[i].double()) ** 2).mean().sqrt().item() / 2 for i in range(N - 1)]
     np.testing.assert_allclose(g, expected, rtol=1e-6)
     # hand-made: RMS of per-tile values; shortest history sets the length
-    hand = [TileState(0, [1], history=[3.0, 4.0, 1.0]), TileState(1, [1], history=[4.0, 3.0])]
+    hand = [[3.0, 4.0, 1.0], [4.0, 3.0]]
     assert global_deltas(hand) == pytest.approx([math.sqrt(12.5), math.sqrt(12.5)])
     assert global_deltas([]) == []
 
@@ -217,7 +229,7 @@ def test_global_mode_stops_all_tiles_together(model, cond, uniform_run):
     res = run(model, cond, EarlyExit(UniformDDIM(N), EarlyExitRule(eps, patience, warmup), mode="global"))
     assert [s.evaluations for s in res.tiles] == [expected] * 9
     assert res.iterations == expected and all(s.done for s in res.tiles)
-    np.testing.assert_allclose(global_deltas(res.tiles), gd[: expected - 1], rtol=1e-3, atol=1e-8)
+    np.testing.assert_allclose(global_deltas(deltas(res)), gd[: expected - 1], rtol=1e-3, atol=1e-8)
     tile_mode = run(model, cond, EarlyExit(UniformDDIM(N), EarlyExitRule(eps, patience, warmup), mode="tile"))
     assert len({s.evaluations for s in tile_mode.tiles}) > 1  # per tile, the same rule stops tiles at different steps
 
@@ -265,7 +277,7 @@ def test_adasr_respects_budgets_and_stops_only_shorten(model, cond):
     for j, s in enumerate(fast.tiles):  # a stopped tile keeps the allocation run's x̂0 after the same steps
         torch.testing.assert_close(fast.tile_x0[j], rec.x0[s.evaluations - 1][j], rtol=1e-4, atol=1e-5)
     # a moderate ε: between the two, tile by tile
-    d = [h for s in never.tiles for h in s.history]
+    d = [v for h in deltas(never) for v in h]
     mid = run(model, cond, make_policy("adasr", cfg.with_(epsilon=float(np.median(d)), warmup=2), calibration=cal,
                                        estimator_fn=fn))
     ev = [s.evaluations for s in mid.tiles]

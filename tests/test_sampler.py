@@ -5,10 +5,11 @@ import torch
 
 from adasr.diffusion.schedulers import DDIMScheduler
 from adasr.models.unet import UNetConfig
-from adasr.sampling.loop import make_scheduler, sample_tiles
-from adasr.sampling.policies import CONTINUE, STOP, Decision, UniformDDIM, spaced_timesteps
+from adasr.diffusion.timesteps import spaced_timesteps
+from adasr.sampling.loop import SamplerState, iterate_tiles, run_to_end, sample_tiles
+from adasr.sampling.policies import CONTINUE, STOP, Decision, Policy, UniformDDIM
 from adasr.srmodel import SRDiffusion, SRDiffusionConfig
-from adasr.upscaling import upscale, upscale_tensor
+from adasr.upscaling import UpscaleResult, prepare_upscale, upscale, upscale_tensor
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_single_tile_equals_plain_ddim_loop(model):
     cond = torch.rand(1, 3, 32, 32) * 2 - 1
     res = sample_tiles(model, cond, policy=UniformDDIM(6), tile=64, seed=3)
     assert len(res.grid) == 1 and res.cost.tile_evaluations == 6 and res.cost.unet_calls == 6
-    sched = make_scheduler(model)
+    sched = model.scheduler("ddim")
     sched.set_timesteps(timesteps=spaced_timesteps(6, 1000))
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
@@ -49,17 +50,22 @@ def test_uniform_cost_accounting(model):
     res = sample_tiles(model, cond, policy=UniformDDIM(4), tile=64, overlap=16)
     assert len(res.grid) == 2
     assert res.iterations == 4 and res.cost.unet_calls == 4 and res.cost.tile_evaluations == 8
-    assert res.cost.macs == 8 * model.__dict__["_macs_per_tile"][(64, 64)] > 0
+    assert res.cost.macs == 8 * model.unet.__dict__["_macs_per_mode"][((64, 64), "full")] > 0
+    assert res.cost.evaluations_by_mode == {"full": 8} and res.cost.macs_by_mode == {"full": res.cost.macs}
     assert [s.evaluations for s in res.tiles] == [4, 4]
 
 
 @dataclass(frozen=True)
-class PerTile:
+class PerTile(Policy):
     """Tile k gets k+3 steps; optionally stop tile 0 after its first step, or restride tile 1."""
 
     stop_first: bool = False
     restride: bool = False
     name: str = "per-tile"
+
+    @property
+    def steps(self) -> int:
+        return 5
 
     def plan(self, cond_tiles, T):
         return [spaced_timesteps(k + 3, T) for k in range(cond_tiles.shape[0])]
@@ -81,28 +87,69 @@ def test_per_tile_schedules_are_executed(model):
 
 def test_stop_keeps_clean_estimate_and_restride(model):
     cond = torch.rand(1, 3, 64, 160) * 2 - 1
-    res = sample_tiles(model, cond, policy=PerTile(stop_first=True, restride=True), tile=64, overlap=16, trace=True)
+    res = sample_tiles(model, cond, policy=PerTile(stop_first=True, restride=True), tile=64, overlap=16)
     assert [s.evaluations for s in res.tiles] == [1, 2, 5]
     assert res.tiles[1].timesteps == [999, 0]
     # tile 0 stopped after t = 999 → 499: it keeps x̂0 (within the clip range), not its still-noisy x_499
     assert torch.equal(res.tile_x0[0], res.tiles[0].x0)
     assert res.tiles[0].x_t.abs().max() > 1.5 * res.tile_x0[0].abs().max()
     assert sum(r["stopped"] for r in res.trace) == 3
+    assert len(res.trace) == res.cost.tile_evaluations == 8
+    assert [(r["tile"], r["t"], r["t_prev"]) for r in res.trace if r["iteration"] == 0] == [
+        (0, 999, 500), (1, 999, 666), (2, 999, 749)]
 
 
 def test_bad_plans_raise(model):
     @dataclass(frozen=True)
-    class Bad:
+    class Bad(Policy):
         name: str = "bad"
+        steps: int = 2
 
         def plan(self, cond_tiles, T):
             return [[5, 10]]
 
+    with pytest.raises(ValueError, match="descending"):
+        sample_tiles(model, torch.zeros(1, 3, 32, 32), policy=Bad())
+
+    class NotAPolicy:  # duck-typed objects are refused: the interface is declared by Policy
+        name, steps = "duck", 2
+
+        def plan(self, cond_tiles, T):
+            return [[999, 0]]
+
         def decide(self, *a):
             return CONTINUE
 
-    with pytest.raises(ValueError, match="descending"):
-        sample_tiles(model, torch.zeros(1, 3, 32, 32), policy=Bad())
+    with pytest.raises(TypeError, match="Policy"):
+        sample_tiles(model, torch.zeros(1, 3, 32, 32), policy=NotAPolicy())  # type: ignore[arg-type]
+
+
+def test_iterate_tiles_yields_after_every_iteration(model):
+    cond = torch.rand(1, 3, 64, 160, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    seen = []
+    for state in iterate_tiles(model, cond, policy=PerTile(), tile=64, overlap=16, seed=4):
+        assert isinstance(state, SamplerState)
+        seen.append((state.iteration, [s.evaluations for s in state.tiles], list(state.stopped),
+                     state.cost.tile_evaluations, len(state.steps)))
+        assert state.current_x0().shape == (1, 3, 64, 160)
+    assert seen == [(1, [1, 1, 1], [], 3, 3), (2, [2, 2, 2], [], 6, 3), (3, [3, 3, 3], [0], 9, 3),
+                    (4, [3, 4, 4], [1], 11, 2), (5, [3, 4, 5], [2], 12, 1)]
+    final = state.result()
+    again = sample_tiles(model, cond, policy=PerTile(), tile=64, overlap=16, seed=4)
+    assert torch.equal(final.x0, again.x0) and torch.equal(state.current_x0(), again.x0)
+    assert final.trace == again.trace and len(final.trace) == 12
+
+
+def test_result_before_the_end_raises_and_observers_see_each_state(model):
+    cond = torch.zeros(1, 3, 32, 32)
+    states = iterate_tiles(model, cond, policy=UniformDDIM(3), tile=64)
+    first = next(states)
+    with pytest.raises(RuntimeError, match="not finished"):
+        first.result()
+    states.close()  # stopping early is allowed (the progress bar and caches are released)
+    its = []
+    res = run_to_end(iterate_tiles(model, cond, policy=UniformDDIM(3), tile=64), observe=lambda s: its.append(s.iteration))
+    assert its == [1, 2, 3] and res.iterations == 3
 
 
 @pytest.mark.parametrize("h,w", [(5, 7), (16, 16), (9, 30)])
@@ -126,13 +173,17 @@ def test_upscale_uint8_api_and_errors(model):
         upscale(img, steps=0, model=model)
 
 
-def test_upscale_passes_callback_to_the_sampler(model):
+def test_upscale_job_can_be_observed(model):
     seen: list[tuple[int, list[int]]] = []
     x = torch.zeros(1, 3, 8, 8)
-    _, rep, res = upscale_tensor(x, steps=3, model=model, precision="fp32", tile=16, overlap=4,
-                                 callback=lambda i, tiles: seen.append((i, [t.position for t in tiles])))
+    job = prepare_upscale(x, steps=3, model=model, precision="fp32", tile=16, overlap=4)
+    result = job.run(observe=lambda st: seen.append((st.iteration, [t.position for t in st.tiles])))
+    assert isinstance(result, UpscaleResult)
+    rep, res = result.report, result.sample
     assert [i for i, _ in seen] == [1, 2, 3] == list(range(1, res.iterations + 1))
     assert [p for _, p in seen] == [[k] * rep.tiles for k in (1, 2, 3)]
+    plain = upscale_tensor(x, steps=3, model=model, precision="fp32", tile=16, overlap=4)
+    assert torch.equal(plain.image, result.image) and rep.steps == 3 and rep.policy == "uniform"
 
 
 def test_channels_last_preference_and_preparation(make_tiny_model):

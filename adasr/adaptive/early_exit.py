@@ -18,6 +18,9 @@ returns.
 ``mode='tile'`` applies the rule to each tile on its own (tiles stop at different times); ``mode='global'`` applies
 it to the whole image, Δ being the RMS over all tiles' values (overlaps counted once per tile), and stops every tile
 together — that needs one common schedule.
+
+Replay: stopping only removes steps, so an early-exit run is a prefix of the uniform run, and :func:`stop_steps`
+evaluates any (ε, P, T_min, mode) on the Δ histories of one run that never stopped, without sampling again.
 """
 
 from __future__ import annotations
@@ -69,6 +72,37 @@ def global_deltas(histories: Sequence[Sequence[float]]) -> list[float]:
     so this is the RMS over all their values)."""
     n = min((len(h) for h in histories), default=0)
     return [math.sqrt(sum(h[k] ** 2 for h in histories) / len(histories)) for k in range(n)]
+
+
+def stop_steps(histories: Sequence[Sequence[float]], rule: EarlyExitRule, n_steps: int,
+               mode: ExitMode = "tile") -> list[int]:
+    """Replay ``rule`` on the Δ histories of a run that never stopped: each tile's stop step k ∈ [1, n_steps].
+
+    Args:
+        histories: one Δ list per tile — ``SampleResult.policy_memory["deltas"]`` (or ``policy.deltas(p)``) of an
+            N-step :class:`EarlyExit` run with a rule that never fires; each has at least ``n_steps − 1`` values,
+            value j comparing x̂0 after step j + 2 with x̂0 after step j + 1.
+        rule: the ε, P, T_min to replay.
+        n_steps: N, the length of the schedule (a tile that never stops costs N).
+        mode: ``'tile'`` (each tile on its own Δ) or ``'global'`` (every tile stops at the first step where the
+            whole-image Δ of :func:`global_deltas` meets the rule).
+
+    After step k the policy has seen k − 1 values of Δ and has taken k steps, so the stop step is the first k with
+    ``rule.should_stop(Δ[:k − 1], k)`` (N if there is none) — the rule code :class:`EarlyExit` runs. Returns one
+    stop step per tile: what the policy would report as each tile's ``evaluations``; the tile's result is its x̂0
+    after that step.
+    """
+    if mode not in ("tile", "global"):
+        raise ValueError(f"mode must be 'tile' or 'global', got {mode!r}")
+    if any(len(h) < n_steps - 1 for h in histories):
+        raise ValueError(f"every history needs {n_steps - 1} Δ values for an {n_steps}-step schedule")
+
+    def first_stop(deltas: Sequence[float]) -> int:
+        return next((k for k in range(1, n_steps + 1) if rule.should_stop(deltas[: k - 1], k)), n_steps)
+
+    if mode == "tile":
+        return [first_stop(h) for h in histories]
+    return [first_stop(global_deltas(histories))] * len(histories)
 
 
 @dataclass(frozen=True)
@@ -143,4 +177,4 @@ class EarlyExit(Policy):
         return {"deltas": [list(h) for h in self._deltas], **self.base.memory()}
 
 
-__all__ = ["EarlyExit", "EarlyExitRule", "ExitMode", "delta", "global_deltas"]
+__all__ = ["EarlyExit", "EarlyExitRule", "ExitMode", "delta", "global_deltas", "stop_steps"]

@@ -59,7 +59,7 @@ class SamplerState:
     """The sampler after an iteration (the same object is updated and yielded each time).
 
     ``steps`` are this iteration's trace rows, ``trace`` all rows so far; ``stopped`` the tiles that finished in
-    this iteration. :meth:`current_x0` is the image the sampler would return if it stopped now.
+    this iteration; ``denoiser`` the run's network layer (its per-tile caches). :meth:`current_x0` is the image the sampler would return if it stopped now.
     """
 
     iteration: int
@@ -73,6 +73,7 @@ class SamplerState:
     steps: list[dict] = field(default_factory=list)
     trace: list[dict] = field(default_factory=list)
     stopped: list[int] = field(default_factory=list)
+    denoiser: Denoiser | None = field(default=None, repr=False)  # the network layer of this run (its caches)
 
     @property
     def done(self) -> bool:
@@ -152,7 +153,7 @@ def iterate_tiles(
     denoiser = Denoiser(model.unet, precision=precision, cache=policy.reuse)
     for mode in ("full", *policy.reuse):  # measured once per network and tile shape, outside the timed loop
         denoiser.macs(mode, (grid.tile_h, grid.tile_w))
-    state = SamplerState(0, tiles, grid, CostCounter(), policy, merge, time.perf_counter())
+    state = SamplerState(0, tiles, grid, CostCounter(), policy, merge, time.perf_counter(), denoiser=denoiser)
     bar = tqdm(total=sum(len(s.timesteps) for s in tiles), desc="sampling", unit="tile-step", leave=False,
                disable=not progress)
 
