@@ -29,11 +29,21 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
+#: ONEDNN_MAX_CPU_ISA values that keep oneDNN off its bf16 kernels (AVX512-BF16 and AMX), whatever the hardware
+_ONEDNN_NO_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
+
+
 def bf16_supported(device: torch.device) -> bool:
-    """True when bf16 matrix work is fast on ``device``: CUDA with bf16, or a CPU with AVX512-BF16 or AMX."""
+    """True when bf16 matrix work is fast on ``device``: CUDA with bf16, or a CPU with AVX512-BF16 or AMX whose
+    kernels are not switched off. ``ATEN_CPU_CAPABILITY=avx2`` (ATen capped below AVX512) or an
+    ``ONEDNN_MAX_CPU_ISA`` without bf16 — the way to emulate an AVX2-only CPU — make bf16 emulated and slow, so
+    they count as unsupported and ``auto`` runs fp32, as it does on such a CPU."""
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     if device.type == "cpu":
+        isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+        if isa in _ONEDNN_NO_BF16 or torch.backends.cpu.get_cpu_capability() in ("DEFAULT", "NO AVX", "AVX2"):
+            return False
         cpu = torch.cpu
         for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
             fn = getattr(cpu, probe, None)

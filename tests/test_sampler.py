@@ -219,3 +219,22 @@ def test_channels_last_model_samples_the_same_image(make_tiny_model, one_thread)
     b = sample_tiles(nhwc, cond, policy=UniformDDIM(3), tile=16, overlap=4, seed=0)
     assert n_plain == 3 and not any(layouts[:n_plain]) and all(layouts[n_plain:]) and len(layouts) == 6
     assert torch.allclose(a.x0, b.x0, atol=1e-4)
+
+
+def test_auto_precision_respects_an_emulated_avx2_cpu(monkeypatch):
+    """ONEDNN_MAX_CPU_ISA=AVX2 (or ATEN capped at AVX2) keeps oneDNN off its bf16 kernels: 'auto' must pick fp32,
+    as on a CPU without AVX512-BF16/AMX; explicit choices are kept."""
+    from adasr.runtime import bf16_supported, resolve_precision
+
+    cpu = torch.device("cpu")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert not bf16_supported(cpu) and resolve_precision("auto", cpu) == "fp32"
+    assert resolve_precision("bf16", cpu) == "bf16" and resolve_precision("fp32", cpu) == "fp32"
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert not bf16_supported(cpu)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert bf16_supported(cpu) and resolve_precision("auto", cpu) == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp16", cpu)
