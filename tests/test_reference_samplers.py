@@ -40,7 +40,9 @@ class CountCalls:
 
     def _hook(self, module, args, output) -> None:
         self.calls += 1
-        self.timesteps.append(torch.as_tensor(args[1]).detach().clone())
+        t = torch.as_tensor(args[1]).detach().reshape(-1)
+        assert (t == t[0]).all()  # every batch entry sits at the same timestep
+        self.timesteps.append(t[0].clone())
 
     def __enter__(self) -> "CountCalls":
         return self
