@@ -3,6 +3,11 @@
 Each entry records the file's sha256 and size, the configuration that rebuilds the module, how it was made
 (command, provenance, licence) and metrics measured when it was saved. :func:`load_state_dict` verifies the hash
 before reading, so a corrupted or swapped file is refused. Nothing is ever downloaded.
+
+Storage dtype vs compute dtype: a file may store its floating tensors as float16 (entry ``"dtype"``) to fit the
+budget :data:`WEIGHTS_BUDGET_BYTES`. The module that receives them keeps its own parameter dtype:
+``nn.Module.load_state_dict`` copies with ``param.copy_(t)``, which casts t (float16 → float32 is exact), and
+:func:`load_state_dict` ``(…, dtype=torch.float32)`` casts explicitly for code that uses the tensors directly.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ import torch
 from .paths import WEIGHTS_DIR
 
 REGISTRY_FILE = "REGISTRY.json"
+
+#: Cap on the total size of the shipped files in ``adasr/weights/`` (the repository's size budget, 25 MB).
+WEIGHTS_BUDGET_BYTES = 25_000_000
 
 
 class WeightsError(RuntimeError):
@@ -44,8 +52,18 @@ def entry(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
     return reg[name]
 
 
-def load_state_dict(name: str, weights_dir: Path = WEIGHTS_DIR, verify: bool = True) -> dict[str, torch.Tensor]:
-    """The state dict of registered weights ``name``, after checking its sha256 against the registry."""
+def total_bytes(weights_dir: Path = WEIGHTS_DIR) -> int:
+    """Bytes of every file in ``weights_dir`` (weights, REGISTRY.json, README.md): what the repository ships."""
+    return sum(p.stat().st_size for p in weights_dir.iterdir() if p.is_file())
+
+
+def load_state_dict(
+    name: str, weights_dir: Path = WEIGHTS_DIR, verify: bool = True, dtype: torch.dtype | None = None
+) -> dict[str, torch.Tensor]:
+    """The state dict of registered weights ``name``, after checking its sha256 against the registry.
+
+    Tensors come back in their stored dtype (the entry's ``"dtype"``), or with every floating tensor cast to
+    ``dtype`` when it is given (integer tensors are never cast)."""
     from safetensors.torch import load_file
 
     e = entry(name, weights_dir)
@@ -56,7 +74,10 @@ def load_state_dict(name: str, weights_dir: Path = WEIGHTS_DIR, verify: bool = T
         digest = sha256_file(path)
         if digest != e["sha256"]:
             raise WeightsError(f"{path} has sha256 {digest[:12]}…, the registry expects {e['sha256'][:12]}…")
-    return load_file(str(path))
+    state = load_file(str(path))
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    return state
 
 
 def register(
@@ -84,3 +105,22 @@ def register(
     reg[name] = e
     (weights_dir / REGISTRY_FILE).write_text(json.dumps(reg, indent=2, sort_keys=True) + "\n")
     return e
+
+
+def restore_as(name: str, dtype: torch.dtype, *, command: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
+    """Re-store registered weights ``name`` with floating tensors in ``dtype`` (e.g. float32 → float16, half the
+    bytes), keeping every other field of its entry (config, training command, provenance, metrics).
+
+    The source file is hash-verified first; the new entry records it under ``"recast"`` as {"command", "from":
+    {"dtype", "sha256", "bytes"}}, so the stored file can be rebuilt from the previous one (an earlier commit).
+    Metrics measured with the old file are kept as they are: re-measure them (``tools/publish_sr_weights.py
+    --update-metrics``) when the recast changes what the model computes. Refuses a recast to the stored dtype."""
+    old = entry(name, weights_dir)
+    target = str(dtype).replace("torch.", "")
+    if old.get("dtype", "float32") == target:
+        raise WeightsError(f"{name} is already stored as {target}")
+    state = {k: v.clone() for k, v in load_state_dict(name, weights_dir).items()}  # not views of the file overwritten
+    info = {k: v for k, v in old.items() if k not in ("file", "sha256", "bytes", "dtype", "config", "recast")}
+    recast = {"command": command,
+              "from": {"dtype": old.get("dtype", "float32"), "sha256": old["sha256"], "bytes": old["bytes"]}}
+    return register(name, state, config=old["config"], weights_dir=weights_dir, dtype=dtype, recast=recast, **info)

@@ -2,11 +2,13 @@
 
     python tools/publish_sr_weights.py runs/sr_x4 --name sr_x4 --command "adasr train --out runs/sr_x4 --steps 7000"
     python tools/publish_sr_weights.py runs/edsr_x4 --name edsr_x4 --fp16 --command "adasr train --arch edsr ..."
+    python tools/publish_sr_weights.py --name sr_x4 --recast float16     # re-store registered weights as fp16
+    python tools/publish_sr_weights.py --name sr_x4 --update-metrics     # re-measure metrics_at_save only
 
 Reads ``RUN/ema.safetensors`` + ``RUN/config.json`` (or, with ``--from-checkpoint``, the EMA inside an unfinished
 ``RUN/checkpoint.pt``), writes ``adasr/weights/NAME.safetensors`` and its REGISTRY.json entry (sha256, config,
 command, training summary), then measures the registered file and stores the result: ``adasr bench quality`` for a
-diffusion model, :func:`adasr.bench.regression_quality` (PSNR/SSIM/LPIPS of one forward pass) for EDSR.
+diffusion model, :func:`adasr.benchmarks.quality.regression_quality` (PSNR/SSIM/LPIPS of one forward pass) for EDSR.
 """
 
 from __future__ import annotations
@@ -18,17 +20,21 @@ from pathlib import Path
 
 import torch
 
-from adasr.bench import quality, regression_quality
+from adasr.benchmarks.quality import quality, regression_quality
 from adasr.models.edsr import EDSRConfig
-from adasr.registry import WEIGHTS_DIR, read_registry, register
+from adasr.registry import WEIGHTS_DIR, read_registry, register, restore_as
 from adasr.srmodel import SRDiffusionConfig
+
+#: ``--recast`` choices.
+DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("run", type=Path)
+    p.add_argument("run", type=Path, nargs="?", help="the training run folder (not needed with --recast or "
+                   "--update-metrics)")
     p.add_argument("--name", default="sr_x4")
-    p.add_argument("--command", required=True, help="the exact training command, recorded in the registry")
+    p.add_argument("--command", help="the exact training command, recorded in the registry (required with RUN)")
     p.add_argument("--from-checkpoint", action="store_true")
     p.add_argument("--steps", type=int, default=None, help="sampler steps for the metrics (default: package default)")
     p.add_argument("--fp16", action="store_true", help="store the weights in float16 (half the bytes)")
@@ -37,10 +43,22 @@ def main() -> None:
                    "bundled photos; astronaut, camera and moon held out")
     p.add_argument("--update-metrics", action="store_true",
                    help="only re-measure metrics_at_save of the registered weights (e.g. after a sampler default changed)")
+    p.add_argument("--recast", choices=sorted(DTYPES), default=None,
+                   help="re-store the registered weights NAME with floating tensors in this dtype, then re-measure")
     a = p.parse_args()
     if a.update_metrics:
         record_metrics(a.name, a.steps)
         return
+    if a.recast:
+        command = f"python tools/publish_sr_weights.py --name {a.name} --recast {a.recast}"
+        e = restore_as(a.name, DTYPES[a.recast], command=command)
+        print(f"{a.name}: {e['recast']['from']['dtype']} {e['recast']['from']['bytes']:,} bytes → {e['dtype']} "
+              f"{e['bytes']:,} bytes, sha256 {e['sha256']}")
+        if not a.no_metrics:
+            record_metrics(a.name, a.steps)
+        return
+    if a.run is None or a.command is None:
+        p.error("RUN and --command are required unless --recast or --update-metrics is given")
     if a.from_checkpoint:
         ck = torch.load(a.run / "checkpoint.pt", map_location="cpu", weights_only=False)
         cfg = ck["config"]
@@ -77,6 +95,14 @@ def main() -> None:
         record_metrics(a.name, a.steps)
 
 
+def machine() -> str:
+    """The CPU kernels the metrics ran on, e.g. ``x86_64 AVX512 AMX``: bf16 results differ in the last digits between
+    AMX, AVX512-BF16 and AVX2 machines (oneDNN picks different kernels), so the record names them."""
+    cap = torch.backends.cpu.get_cpu_capability()
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    return f"{platform.machine()} {cap}{' AMX' if amx else ''}"
+
+
 def record_metrics(name: str, steps: int | None) -> None:
     """Store ``metrics_at_save`` of a registered model (diffusion: ``adasr bench quality``; EDSR: one forward)."""
     if read_registry()[name]["config"].get("arch") == "edsr":
@@ -91,13 +117,13 @@ def record_metrics(name: str, steps: int | None) -> None:
 
 def record_diffusion_metrics(name: str, steps: int | None) -> None:
     """Run ``adasr bench quality`` on the registered weights and store the result as ``metrics_at_save``."""
-    from adasr.bench import format_quality
+    from adasr.benchmarks.quality import format_quality
 
     r = quality(steps=steps)
     reg = read_registry()
     reg[name]["metrics_at_save"] = {"benchmark": "adasr bench quality", "steps": r["steps"], "tile": r["tile"],
                                     "overlap": r["overlap"], "precision": r["precision"], "mean": r["mean"],
-                                    "psnr_gain_db": r["psnr_gain_db"],
+                                    "psnr_gain_db": r["psnr_gain_db"], "machine": machine(), "torch": torch.__version__,
                                     "images": {row["image"]: row["adasr"] for row in r["images"]}}
     (WEIGHTS_DIR / "REGISTRY.json").write_text(json.dumps(reg, indent=2, sort_keys=True) + "\n")
     print(format_quality(r))
