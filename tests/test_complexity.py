@@ -456,3 +456,23 @@ def test_tile_complexity_errors():
         C.tile_complexity(tiles, fn, "global")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="expected an RGB batch"):
         C.tile_complexity(torch.zeros(2, 1, 8, 8), fn)
+
+
+# ------------------------------------------------------------------------------------------- rank correlations
+def test_rank_correlations_pooled_and_per_image():
+    err = {"a": [1.0, 2.0, 3.0], "b": [10.0, 20.0, 30.0]}
+    scores = {"same": {"a": [0.1, 0.2, 0.3], "b": [1.0, 2.0, 3.0]},
+              "reversed": {"a": [3.0, 2.0, 1.0], "b": [3.0, 2.0, 1.0]}}
+    rho = C.rank_correlations(scores, err)
+    assert rho["same"] == pytest.approx({"all": 1.0, "a": 1.0, "b": 1.0})
+    assert rho["reversed"]["a"] == pytest.approx(-1.0) and rho["reversed"]["b"] == pytest.approx(-1.0)
+    # pooled: ranks of (3,2,1,3,2,1) against (1,2,3,10,20,30)
+    from scipy.stats import spearmanr
+
+    assert rho["reversed"]["all"] == pytest.approx(spearmanr([3, 2, 1, 3, 2, 1], [1, 2, 3, 10, 20, 30]).statistic)
+    with pytest.raises(ValueError, match="has scores for"):
+        C.rank_correlations({"x": {"a": [1, 2, 3]}}, err)
+    # tensors on any device and arrays are accepted; ties are averaged ranks (scipy's spearmanr)
+    t = C.rank_correlations({"t": {"a": torch.tensor([1.0, 1.0, 2.0]), "b": np.array([3.0, 2.0, 2.0])}}, err)["t"]
+    assert t["a"] == pytest.approx(spearmanr([1, 1, 2], [1, 2, 3]).statistic) == pytest.approx(0.8660254)
+    assert t["b"] == pytest.approx(-0.8660254)

@@ -25,6 +25,35 @@ def tiny_model() -> SRDiffusion:
     return SRDiffusion(cfg).eval()
 
 
+# ------------------------------------------------------------------------------------------------- import graph
+def test_learned_and_complexity_import_one_way():
+    """complexity imports learned (to build the 'learned' estimator); learned never imports complexity back — not
+    even inside a function: both take the gradient map from adasr.adaptive.gradient."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from adasr.adaptive import complexity, gradient
+
+    def imported(module) -> set[str]:
+        tree = ast.parse(Path(module.__file__).read_text())
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                names.add("." * node.level + (node.module or ""))
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        return names
+
+    assert not {n for n in imported(L) if n.endswith("complexity")}
+    assert ".learned" in imported(complexity) and ".gradient" in imported(L)
+    assert complexity.gradient_map is gradient.gradient_map is L.gradient_map and complexity.gray is gradient.gray
+    code = "import sys, adasr.adaptive.learned; print('adasr.adaptive.complexity' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
 # ------------------------------------------------------------------------------------------------------- network
 def test_complexity_net_shapes_and_size():
     torch.manual_seed(0)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from adasr.adaptive.allocation import tile_value_map
-from adasr.sampling.policies import TileState
+from adasr.adaptive.equal_budget import equal_budget_gaps, uniform_at
+from adasr.sampling.refinement import Snapshot
 from adasr.sampling.tiles import TileGrid
 from adasr.viz import allocation as V
 
@@ -43,7 +44,7 @@ def test_step_map_figure_draws_tile_value_maps_and_budgets():
     assert n_img.get_clim() == (2, 10)
     assert [t.get_text() for t in img_axes[2].texts] == [str(b) for b in budgets]
     assert [t.get_text() for t in img_axes[1].texts][-1] == "1.00"
-    assert "25.12 dB" in img_axes[3].get_title() and "LPIPS 0.200" in img_axes[3].get_title()
+    assert img_axes[3].get_title() == "SR (allocation)\n25.12 dB · LPIPS 0.200"
     assert fig._suptitle.get_text() == V.cost_line(budgets, 10)
     assert "Σ N_p = 54" in fig._suptitle.get_text() and "90" in fig._suptitle.get_text()
     with pytest.raises(ValueError):
@@ -56,47 +57,11 @@ def test_cost_line():
     assert V.cost_line([3, 5, 4], 20) == "Σ N_p = 12 tile-evaluations (uniform N_max=20: 60, 5.00× fewer)"
 
 
-def _states(done: list[bool]) -> list[TileState]:
-    out = []
-    for k, d in enumerate(done):
-        s = TileState(k, [999, 0], x_t=torch.full((3, 32, 32), -1.0))
-        if k % 2 == 0:  # evaluated tiles carry an x̂0; the others fall back to x_t
-            s.x0 = torch.full((3, 32, 32), 0.5)
-            s.evaluations = 1
-        s.done = d
-        out.append(s)
-    return out
-
-
-def test_merge_current_x0_uses_x0_or_x_t():
-    states = _states([False] * 9)
-    x = V.merge_current_x0(states, GRID)
-    assert x.shape == (1, 3, 64, 64)
-    assert torch.isclose(x[0, 0, 0, 0], torch.tensor(0.5))  # corner: tile 0 only (evaluated)
-    assert torch.isclose(x[0, 0, 0, 63], torch.tensor(0.5))  # tile 2 (evaluated)
-    assert -1.0 < float(x[0, 0, 0, 40]) < 0.5  # tiles 1 (not evaluated: x_t = −1) and 2 (x̂0 = 0.5) blend
-    with pytest.raises(ValueError):
-        V.merge_current_x0(states[:4], GRID)
-
-
-def test_recorder_keeps_chosen_iterations():
-    rec = V.RefinementRecorder(GRID, to_image=lambda r: r * 0 + 1.0, at=[2])
-    rec(1, _states([False] * 9))
-    rec(2, _states([True] + [False] * 8))
-    assert [s.iteration for s in rec.snapshots] == [2]
-    snap = rec.get(2)
-    assert snap.image.shape == (64, 64, 3) and snap.image.dtype == np.uint8 and (snap.image == 255).all()
-    assert snap.done == [True] + [False] * 8 and snap.running == 8
-    assert snap.evaluations == [1, 0, 1, 0, 1, 0, 1, 0, 1]
-    with pytest.raises(KeyError):
-        rec.get(1)
-
-
 def test_refinement_figure_tints_finished_tiles():
     img = np.full((64, 64, 3), 100, np.uint8)
     done_a = [False] * 9
     done_b = [True, False, True, False, False, False, False, False, True]
-    snaps = [V.Snapshot(1, img, done_a, [1] * 9), V.Snapshot(3, img, done_b, [3] * 9)]
+    snaps = [Snapshot(1, img, done_a, [1] * 9), Snapshot(3, img, done_b, [3] * 9)]
     fig = V.refinement_figure(snaps, GRID, zoom=(8, 8, 16))
     top = [ax for ax in fig.axes if ax.get_title()]
     assert [ax.get_title() for ax in top] == ["after iteration 1\n9/9 tiles running",
@@ -120,13 +85,13 @@ POINTS = [{"label": "2–8", "mapping": "linear", "steps": 3.5, "lpips": 0.25, "
 
 
 def test_uniform_at_and_gaps():
-    assert V.uniform_at(UNIFORM, 3.5, "lpips") == pytest.approx(0.27)
-    assert V.uniform_at(UNIFORM, 7.5, "psnr_y") == pytest.approx(30.5)
-    assert V.uniform_at(UNIFORM, 40, "lpips") == pytest.approx(0.20)  # clamped
+    assert uniform_at(UNIFORM, 3.5, "lpips") == pytest.approx(0.27)
+    assert uniform_at(UNIFORM, 7.5, "psnr_y") == pytest.approx(30.5)
+    assert uniform_at(UNIFORM, 40, "lpips") == pytest.approx(0.20)  # clamped
     shuffled = {k: v[::-1] for k, v in UNIFORM.items()}
-    assert V.uniform_at(shuffled, 3.5, "lpips") == pytest.approx(0.27)
-    np.testing.assert_allclose(V.equal_budget_gaps(UNIFORM, POINTS, "lpips"), [-0.02, 0.01])
-    np.testing.assert_allclose(V.equal_budget_gaps(UNIFORM, POINTS, "psnr_y"), [-0.3, -0.1])
+    assert uniform_at(shuffled, 3.5, "lpips") == pytest.approx(0.27)
+    np.testing.assert_allclose(equal_budget_gaps(UNIFORM, POINTS, "lpips"), [-0.02, 0.01])
+    np.testing.assert_allclose(equal_budget_gaps(UNIFORM, POINTS, "psnr_y"), [-0.3, -0.1])
 
 
 def test_cost_quality_figure_plots_curve_points_and_controls():

@@ -1,4 +1,5 @@
-"""Data checks for adasr.viz.early_exit (the figures of notebook 06) and the replay of the Δx̂0 rule."""
+"""Data checks for adasr.viz.early_exit (the figures of notebook 06); the replay of the rule is tested in
+test_stop_steps.py."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -8,8 +9,7 @@ import pytest
 import torch
 
 from adasr.adaptive.allocation import tile_value_map
-from adasr.adaptive.early_exit import EarlyExit, EarlyExitRule, global_deltas
-from adasr.sampling.policies import TileState, UniformDDIM
+from adasr.adaptive.early_exit import global_deltas
 from adasr.sampling.tiles import TileGrid
 from adasr.viz import early_exit as V
 
@@ -18,67 +18,10 @@ def teardown_function(_):
     plt.close("all")
 
 
-def _trajectories(deltas: np.ndarray) -> list[list[torch.Tensor]]:
-    """Per tile, a sequence of constant x̂0 tensors whose consecutive RMS changes / 2 are ``deltas[p]``."""
-    out = []
-    for row in deltas:
-        level = 0.0
-        xs = [torch.zeros(3, 4, 4)]
-        for d in row:
-            level += 2 * d
-            xs.append(torch.full((3, 4, 4), level))
-        out.append(xs)
-    return out
-
-
-def _run_policy(policy: EarlyExit, traj: list[list[torch.Tensor]]) -> list[int]:
-    """Drive ``policy`` the way sample_tiles does (decide per tile, then end_iteration) on fixed x̂0 sequences."""
-    n = len(traj[0])
-    tiles = [TileState(i, list(range(n - 1, -1, -1))) for i in range(len(traj))]
-    for k in range(n):
-        for s in tiles:
-            if s.done:
-                continue
-            s.evaluations += 1
-            decision = policy.decide(s, traj[s.index][k], s.x0)
-            s.x0 = traj[s.index][k]
-            s.position += 1
-            if decision.stop or s.position >= n:
-                s.done = True
-        for i in policy.end_iteration(tiles):
-            tiles[i].done = True
-    return [s.evaluations for s in tiles]
-
-
-@pytest.mark.parametrize("mode", ["tile", "global"])
-def test_stop_steps_replays_the_policy(mode):
-    rng = np.random.default_rng(0)
-    deltas = np.exp(rng.uniform(np.log(5e-4), np.log(8e-3), size=(6, 11)))  # 6 tiles, 12-step schedule
-    deltas[2, 3:6] = 1e-4  # one tile with a quiet stretch
-    traj = _trajectories(deltas)
-    for rule in (EarlyExitRule(0.002, 2, 4), EarlyExitRule(0.004, 1, 3), EarlyExitRule(0.001, 3, 2),
-                 EarlyExitRule(1e-9, 1, 1)):
-        policy = EarlyExit(UniformDDIM(12), rule, mode)
-        expected = _run_policy(policy, traj)
-        assert V.stop_steps(deltas.tolist(), rule, 12, mode) == expected, (rule, expected)
-    # a rule that never fires costs N everywhere, and the histories are what Δ measures
-    assert V.stop_steps(deltas.tolist(), EarlyExitRule(1e-9), 12, mode) == [12] * 6
-    with pytest.raises(ValueError):
-        V.stop_steps([[0.1] * 3], EarlyExitRule(), 12)
-    with pytest.raises(ValueError):
-        V.stop_steps(deltas.tolist(), EarlyExitRule(), 12, "image")  # type: ignore[arg-type]
-
-
-def test_stop_steps_first_possible_stop_is_warmup():
-    flat = [[1e-4] * 9] * 2
-    assert V.stop_steps(flat, EarlyExitRule(0.002, 2, 4), 10) == [4, 4]
-    assert V.stop_steps(flat, EarlyExitRule(0.002, 5, 1), 10) == [6, 6]  # P values need P + 1 steps
-    assert V.delta_steps(3).tolist() == [2, 3, 4]
-
-
 def test_delta_curves_figure_plots_histories_and_global():
     tiles = [[0.003, 0.002, 0.004], [0.001, 0.001, 0.002]]
-    glob = global_deltas([TileState(i, [0], history=h) for i, h in enumerate(tiles)])
+    glob = global_deltas(tiles)
+    assert V.delta_steps(3).tolist() == [2, 3, 4]
     fig = V.delta_curves_figure({"model": {"tiles": tiles, "global": glob},
                                  "foil": {"tiles": [[0.3, 0.1, 0.01, 0.002]], "stops": [3]}},
                                 epsilon=0.002, warmup=4, title="Δ")
@@ -108,7 +51,7 @@ def test_stops_figure_maps_images_and_differences():
     img = ref.copy()
     img[:32, 32:] += 8
     arms = {"tile": {"stop_map": stop_map, "image": img, "stops": stops,
-                     "metrics": {"steps": 9.25, "psnr_y": 30.123, "lpips": 0.2}},
+                     "metrics": {"steps": 9.25, "psnr_y": 30.123, "ssim_y": 0.9, "lpips": 0.2}},
             "global": {"stop_map": np.full((64, 64), 7.0), "image": ref}}
     fig = V.stops_figure(arms, ref, grid=grid, reference_metrics={"steps": 20, "psnr_y": 29.5, "lpips": 0.18}, block=4)
     (m0, m1, r_ref), (d0, d1, r_img) = [fig.axes[i : i + 3] for i in (0, 3)]
@@ -119,8 +62,9 @@ def test_stops_figure_maps_images_and_differences():
     assert float(np.asarray(d1.get_images()[0].get_array()).max()) == 0.0
     np.testing.assert_array_equal(r_ref.get_images()[0].get_array(), ref)
     np.testing.assert_array_equal(r_img.get_images()[0].get_array(), img)  # the first arm's result
-    assert "9.2 steps/tile" in m0.get_title() and "30.12 dB" in m0.get_title() and "0.200" in m0.get_title()
-    assert "20.0 steps/tile" in r_ref.get_title() and r_img.get_title() == "tile result"
+    assert m0.get_title() == "tile: stop step\n9.2 steps/tile · 30.12 dB · LPIPS 0.200"  # no SSIM in these titles
+    assert m1.get_title() == "global: stop step"
+    assert r_ref.get_title() == "uniform\n20.0 steps/tile · 29.50 dB · LPIPS 0.180" and r_img.get_title() == "tile result"
     np.testing.assert_array_equal(V.abs_difference(img, ref)[::4, ::4], diff)
     with pytest.raises(ValueError):
         V.stops_figure({"x": {"stop_map": stop_map[:10], "image": img}}, ref)

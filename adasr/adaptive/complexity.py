@@ -12,8 +12,9 @@ computed on BT.601 gray I = 0.299 R + 0.587 G + 0.114 B in [0, 1]:
   flat block with faint noise scores high and a strong edge scores low;
 * ``uncertainty``: how much the model's clean estimate depends on the noise at timestep t,
   C = mean_c |x̂0(x_t^a) − x̂0(x_t^b)| for two independent noisings x_t = √ᾱ_t·0 + √(1−ᾱ_t)·ε of the sampler's
-  start. AdaSR's form |x̂0(ε̂) − x̂0| needs a network with two heads (ε and x0); for a one-head network it is
-  identically 0 (see :func:`x0_disagreement`), so we measure the disagreement between two draws instead;
+  start (:func:`~adasr.diffusion.objectives.q_sample`). AdaSR's form |x̂0(ε̂) − x̂0| needs a network with two
+  heads (ε and x0); for a one-head network it is identically 0 (see :func:`x0_disagreement`), so we measure the
+  disagreement between two draws instead;
 * ``learned``: a small CNN trained to predict, per pixel, the error that remains after one sampling step
   (:mod:`adasr.adaptive.learned`).
 
@@ -25,50 +26,34 @@ Normalisation (``normalize``), chosen per use:
   C_p over a calibration set of images (:func:`calibrate`); comparable across images.
 
 Patch complexity (AdaSR): C_p = (1/|p|) Σ_{(i,j)∈p} C(x_ij), the mean of the map over each tile of a
-:class:`~adasr.sampling.tiles.TileGrid`.
+:class:`~adasr.sampling.tiles.TileGrid`. :func:`rank_correlations` measures how well an estimator's C_p orders
+the tiles as a true per-tile error does (Spearman ρ).
+
+``gray`` and ``gradient_map`` live in :mod:`adasr.adaptive.gradient` (shared with the learned estimator, which
+this module imports to build ``learned``) and are re-exported here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..diffusion.objectives import predict_x0, q_sample
 from ..sampling.tiles import TileGrid
+from .gradient import check_rgb, gradient_map, gray
+from .learned import ComplexityNet, load_complexity_net, spearman
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..srmodel import SRDiffusion
-    from .learned import ComplexityNet
 
 ESTIMATORS: tuple[str, ...] = ("gradient", "sobel", "variance", "fft", "uncertainty", "learned")
 Normalization = Literal["image", "patches", "calibrated"]
 NORMALIZATIONS: tuple[str, ...] = ("image", "patches", "calibrated")
 Estimator = Callable[[torch.Tensor], torch.Tensor]
-
-
-def _check(x: torch.Tensor) -> None:
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"expected an RGB batch (B, 3, H, W), got {tuple(x.shape)}")
-
-
-def gray(x: torch.Tensor) -> torch.Tensor:
-    """BT.601 luma in [0, 1]: (B, 3, H, W) in [−1, 1] → (B, 1, H, W), I = 0.299 R + 0.587 G + 0.114 B."""
-    _check(x)
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return ((x + 1) / 2 * w).sum(1, keepdim=True)
-
-
-def gradient_map(x: torch.Tensor) -> torch.Tensor:
-    """AdaSR's gradient map (B, 1, H, W): (|∂x I| + |∂y I|)/2 with forward differences, replicate-padded."""
-    i = gray(x)
-    gx = (i[..., :, 1:] - i[..., :, :-1]).abs()
-    gy = (i[..., 1:, :] - i[..., :-1, :]).abs()
-    gx = F.pad(gx, (0, 1, 0, 0), mode="replicate")
-    gy = F.pad(gy, (0, 0, 0, 1), mode="replicate")
-    return (gx + gy) / 2
 
 
 def sobel_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,12 +115,13 @@ def x0_disagreement(x_t: torch.Tensor, eps_hat: torch.Tensor, x0_hat: torch.Tens
     """AdaSR's uncertainty |x̂0(ε̂) − x̂0| averaged over channels, (B, 1, H, W), with x̂0(ε̂) = (x_t − √(1−ᾱ) ε̂)/√ᾱ.
 
     For a network with separate ε and x0 heads this measures their disagreement. If ε̂ is itself derived from
-    x̂0 (a one-head network: ε̂ = (x_t − √ᾱ x̂0)/√(1−ᾱ)), then x̂0(ε̂) = x̂0 exactly and the map is 0.
+    x̂0 (a one-head network: ε̂ = (x_t − √ᾱ x̂0)/√(1−ᾱ)), then x̂0(ε̂) = x̂0 up to rounding and the map is 0.
+    x̂0(ε̂) is :func:`~adasr.diffusion.objectives.predict_x0` ('epsilon'), in the dtype of ``x_t``.
     """
     a = float(alpha_bar)
     if not 0 < a <= 1:
         raise ValueError(f"alpha_bar must be in (0, 1], got {alpha_bar}")
-    x0_eps = (x_t - (1 - a) ** 0.5 * eps_hat) / a**0.5
+    x0_eps = predict_x0("epsilon", eps_hat, x_t, a)
     return (x0_eps - x0_hat).abs().mean(1, keepdim=True)
 
 
@@ -151,7 +137,7 @@ def uncertainty_map(model: "SRDiffusion", x: torch.Tensor, t: int = 999, seed: i
     """
     from ..runtime import autocast, resolve_precision
 
-    _check(x)
+    check_rgb(x)
     prec = resolve_precision(precision, x.device)
     T = model.num_train_timesteps
     if not 0 <= t < T:
@@ -168,7 +154,7 @@ def uncertainty_map(model: "SRDiffusion", x: torch.Tensor, t: int = 999, seed: i
         with autocast(x.device, prec):
             out0 = model.unet(e0, start, x.repeat(2, 1, 1, 1))
         clean = model.predict_x0(out0.float(), e0, start)
-    x_t = ab**0.5 * clean + (1 - ab) ** 0.5 * eps
+    x_t = q_sample(clean, eps, ab)
     with autocast(x.device, prec):
         out = model.unet(x_t, tt, x.repeat(2, 1, 1, 1))
     x0 = model.predict_x0(out.float(), x_t, tt)
@@ -177,7 +163,7 @@ def uncertainty_map(model: "SRDiffusion", x: torch.Tensor, t: int = 999, seed: i
 
 
 def make_estimator(
-    name: str, *, model: "SRDiffusion | None" = None, net: "ComplexityNet | None" = None, t: int = 999, seed: int = 0
+    name: str, *, model: "SRDiffusion | None" = None, net: ComplexityNet | None = None, t: int = 999, seed: int = 0
 ) -> Estimator:
     """The raw per-pixel map function for estimator ``name`` (one of :data:`ESTIMATORS`).
 
@@ -196,8 +182,6 @@ def make_estimator(
             raise ValueError("the 'uncertainty' estimator needs the diffusion model (model=...)")
         return lambda x: uncertainty_map(model, x, t=t, seed=seed)
     if name == "learned":
-        from .learned import load_complexity_net
-
         n = net if net is not None else load_complexity_net()
         return n.predict
     raise ValueError(f"unknown complexity estimator {name!r}; choose from {', '.join(ESTIMATORS)}")
@@ -282,7 +266,7 @@ def tile_complexity(
 ) -> torch.Tensor:
     """C_p in [0, 1] of each tile (N, 3, h, w) of one image → (N,): the estimator runs on the tiles (what the
     sampler sees), and the tiles together stand for the image in the normalisation."""
-    _check(cond_tiles)
+    check_rgb(cond_tiles)
     raw = estimator(cond_tiles)
     if normalize == "image":
         lo, hi = raw.min(), raw.max()
@@ -340,3 +324,33 @@ def default_calibration(
     fn = estimator_fn or make_estimator(name, model=model)
     return calibrate_tiles(calibration_images(), fn, name, tile=tile, overlap=overlap, percentiles=percentiles,
                            device=device)
+
+
+def as_vector(values: Sequence[float] | np.ndarray | torch.Tensor) -> np.ndarray:
+    """Per-tile values (a list, an array or a tensor on any device) as a flat float64 array (N,)."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=np.float64).ravel()
+
+
+def rank_correlations(scores: Mapping[str, Mapping[str, Sequence[float] | torch.Tensor]],
+                      error: Mapping[str, Sequence[float] | torch.Tensor]) -> dict[str, dict[str, float]]:
+    """Does an estimator rank the tiles as the true error does? Spearman ρ (:func:`~adasr.adaptive.learned.spearman`,
+    ties averaged) of each estimator's raw C_p with the true per-tile error.
+
+    Args:
+        scores: ``{estimator: {image name: C_p (N,)}}`` (raw, un-normalised; N may differ between images).
+        error: ``{image name: true error per tile (N,)}``.
+
+    Returns ``{estimator: {"all": ρ over every tile of every image, image name: ρ over that image's tiles}}``.
+    """
+    names = list(error)
+    out: dict[str, dict[str, float]] = {}
+    for e, per in scores.items():
+        if set(per) != set(names):
+            raise ValueError(f"estimator {e!r} has scores for {sorted(per)}, expected {sorted(names)}")
+        row = {"all": spearman(np.concatenate([as_vector(per[n]) for n in names]),
+                               np.concatenate([as_vector(error[n]) for n in names]))}
+        row.update({n: spearman(as_vector(per[n]), as_vector(error[n])) for n in names})
+        out[e] = row
+    return out

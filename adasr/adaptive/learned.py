@@ -9,7 +9,7 @@ then smooth it over ``pool``×``pool`` windows: the local error after one step. 
 already small has little left for further steps to recover; a tile with a large error is where steps matter.
 
 Network. Input features f = [up(LR) (3 channels, [−1, 1]), log(g + 10⁻³)] with g AdaSR's gradient map
-(:func:`~adasr.adaptive.complexity.gradient_map`); four 3×3/1×1 convolutions (4 → 16 → 16 → 16 → 1, dilations
+(:func:`~adasr.adaptive.gradient.gradient_map`); four 3×3/1×1 convolutions (4 → 16 → 16 → 16 → 1, dilations
 1, 2, 4; SiLU) plus a linear 1×1 skip from f, about 5.3 k parameters, writing log ê (B, 1, H, W):
 
     log ê = body(f) + w·f + b
@@ -30,6 +30,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
+
+from .gradient import gradient_map
 
 LOG_FLOOR = 1e-3
 
@@ -67,8 +69,6 @@ class ComplexityNet(nn.Module):
     @staticmethod
     def features(x: torch.Tensor) -> torch.Tensor:
         """f = [x, log(gradient_map(x) + 10⁻³)]: (B, 3, H, W) → (B, 4, H, W)."""
-        from .complexity import gradient_map
-
         return torch.cat([x, torch.log(gradient_map(x) + LOG_FLOOR)], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -145,7 +145,6 @@ def train_complexity_net(model, config: ComplexityTrainConfig | None = None, net
     validation rank correlations (per tile of the validation crops) of the net's and the gradient's C_p with the
     true error."""
     from ..data import CropSampler
-    from .complexity import gradient_map
 
     c = config or ComplexityTrainConfig()
     nc = net_config or ComplexityNetConfig()

@@ -1,7 +1,7 @@
 """Figures. Every function returns a matplotlib ``Figure`` built from data it is given (no training or sampling
 inside); notebooks save it with :func:`savefig` into ``figures/NN_name.png``. Tests check the plotted data.
 
-* :mod:`adasr.viz.common`    — ``savefig`` and image helpers
+* :mod:`adasr.viz.common`    — ``savefig``, image helpers, ``metric_line`` (the metrics in panel titles)
 * :mod:`adasr.viz.diffusion` — forward process, schedules, toy DDPM (notebook 01)
 * :mod:`adasr.viz.sr`        — sampler curves, SR grids, colour cast, seams (notebooks 02–03)
 * :mod:`adasr.viz.compare`   — the CLI's input / bicubic / adasr comparison figure

@@ -1,9 +1,8 @@
 """Figures for AdaSR's per-tile step allocation (notebook 05): step maps, tiles refined over time, cost vs quality.
 
-Every plotting function takes data (images, per-tile values, a tile grid, metric values), draws with matplotlib
-and returns the ``Figure``; none samples a model or computes a perceptual metric. The two helpers that touch
-sampler state — :func:`merge_current_x0` and :class:`RefinementRecorder` (a ``callback`` for
-:func:`adasr.sampling.loop.sample_tiles`) — only read the tiles' current estimates.
+Every plotting function takes data (images, per-tile values, a tile grid, metric values, the snapshots of
+:mod:`adasr.sampling.refinement` recorded while sampling), draws with matplotlib and returns the ``Figure``; none
+samples a model or computes a perceptual metric.
 
 Conventions:
 
@@ -19,8 +18,7 @@ Conventions:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -29,28 +27,18 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..adaptive.allocation import tile_value_map
-from ..adaptive.equal_budget import equal_budget_gaps, uniform_at
-from ..sampling.policies import TileState
-from ..sampling.tiles import MergeMode, TileGrid
-from .common import as_display
+from ..adaptive.equal_budget import uniform_at
+from ..sampling.tiles import TileGrid
+from .common import METRIC_LABELS, as_display, metric_line, no_ticks
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..sampling.refinement import Snapshot
 
 Image = Any  # uint8 (H, W, 3) ndarray or float tensor (1|3, H, W) in [−1, 1]
 
-METRIC_LABELS = {"psnr_y": "PSNR-Y (dB) ↑", "ssim_y": "SSIM-Y ↑", "lpips": "LPIPS ↓"}
 #: imshow interpolation for photographs: smooth when downsampled for display (and a smaller PNG than "nearest")
 PHOTO = "antialiased"
 MAPPING_STYLE = {"linear": ("tab:blue", "s"), "threshold": ("tab:orange", "^"), "exponential": ("tab:green", "D")}
-
-
-def _metric_line(m: Mapping[str, float] | None) -> str:
-    """'25.10 dB · LPIPS 0.333' from whichever of psnr_y / ssim_y / lpips are present."""
-    fmt = {"psnr_y": "{:.2f} dB", "ssim_y": "SSIM {:.3f}", "lpips": "LPIPS {:.3f}"}
-    return " · ".join(fmt[k].format(m[k]) for k in fmt if m and k in m)
-
-
-def _off(ax) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
 
 
 def tile_centres(grid: TileGrid) -> np.ndarray:
@@ -145,14 +133,14 @@ def step_map_figure(
     k = 3
     if sr is not None:
         axes[k].imshow(as_display(sr), interpolation=PHOTO)
-        line = _metric_line(metrics)
+        line = metric_line(metrics)
         axes[k].set_title("SR (allocation)" + (f"\n{line}" if line else ""), fontsize=8)
         k += 1
     if hr is not None:
         axes[k].imshow(as_display(hr), interpolation=PHOTO)
         axes[k].set_title("HR", fontsize=8)
     for ax in axes:
-        _off(ax)
+        no_ticks(ax)
     fig.suptitle(title if title is not None else cost_line(b.tolist(), n_max), fontsize=9)
     fig.tight_layout()
     return fig
@@ -161,60 +149,6 @@ def step_map_figure(
 # ----------------------------------------------------------------------------------------------------------------
 # Refinement over time: the merged current x̂0 after chosen iterations
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def merge_current_x0(states: Sequence[TileState], grid: TileGrid, merge: MergeMode = "gaussian") -> torch.Tensor:
-    """The image the sampler would return if it stopped now: each tile's current x̂0 (its x_t if it has not
-    been evaluated yet), merged like the final result. ``states`` (N tiles of (3, h, w)) → (1, 3, H, W)."""
-    if len(states) != len(grid):
-        raise ValueError(f"{len(states)} tile states for a grid of {len(grid)} tiles")
-    tiles = torch.stack([(s.x0 if s.x0 is not None else s.x_t).detach().float().cpu() for s in states])
-    return grid.merge(tiles, merge)
-
-
-@dataclass
-class Snapshot:
-    """The state after one sampler iteration: the merged image (uint8 (H, W, 3)), which tiles are finished,
-    and how many UNet evaluations each tile has had so far."""
-
-    iteration: int
-    image: np.ndarray
-    done: list[bool]
-    evaluations: list[int]
-
-    @property
-    def running(self) -> int:
-        return sum(not d for d in self.done)
-
-
-@dataclass
-class RefinementRecorder:
-    """A ``callback(iteration, states)`` for :func:`~adasr.sampling.loop.sample_tiles` that keeps a
-    :class:`Snapshot` after the iterations in ``at`` (all of them when ``None``).
-
-    ``to_image`` maps the merged diffused variable (1, 3, H, W) to an image in [−1, 1] (for a residual model:
-    ``lambda r: model.output(r, up)``); the identity when ``None``.
-    """
-
-    grid: TileGrid
-    to_image: Callable[[torch.Tensor], torch.Tensor] | None = None
-    at: Sequence[int] | None = None
-    merge: MergeMode = "gaussian"
-    snapshots: list[Snapshot] = field(default_factory=list)
-
-    def __call__(self, iteration: int, states: Sequence[TileState]) -> None:
-        if self.at is not None and iteration not in self.at:
-            return
-        x = merge_current_x0(states, self.grid, self.merge)
-        img = self.to_image(x) if self.to_image is not None else x
-        self.snapshots.append(Snapshot(iteration, as_display(img), [bool(s.done) for s in states],
-                                       [int(s.evaluations) for s in states]))
-
-    def get(self, iteration: int) -> Snapshot:
-        for s in self.snapshots:
-            if s.iteration == iteration:
-                return s
-        raise KeyError(f"no snapshot after iteration {iteration}; have {[s.iteration for s in self.snapshots]}")
 
 
 def refinement_figure(
@@ -229,7 +163,8 @@ def refinement_figure(
     (a dot at each finished tile's centre) and, when ``zoom`` is given, the same window of it below (no tint).
 
     Args:
-        snapshots: from :class:`RefinementRecorder`, in iteration order.
+        snapshots: from :class:`~adasr.sampling.refinement.RefinementRecorder` (or
+            :func:`~adasr.sampling.refinement.record_refinement`), in iteration order.
         grid: the sampler's tile grid.
         iterations: which snapshots to show (one int or a list); all when ``None``.
         zoom: ``(top, left, size)`` in pixels: a second row showing that window, to see detail appear.
@@ -263,14 +198,14 @@ def refinement_figure(
         pts = np.array([p for p, d in zip(centres, s.done) if d]).reshape(-1, 2)
         ax.scatter(pts[:, 0], pts[:, 1], s=7, c="lime", edgecolors="black", linewidths=0.4)
         ax.set_title(f"after iteration {s.iteration}\n{s.running}/{len(s.done)} tiles running", fontsize=7.5)
-        _off(ax)
+        no_ticks(ax)
         if zoom is not None:
             t, left, size = zoom
             axz = axes[1, c]
             axz.imshow(s.image[t : t + size, left : left + size], interpolation=PHOTO)
             if c == 0:
                 axz.set_ylabel(f"zoom [{t}:{t + size}, {left}:{left + size}]", fontsize=7)
-            _off(axz)
+            no_ticks(axz)
             if c == 0:
                 ax.add_patch(Rectangle((left - 0.5, t - 0.5), size, size, fill=False, ec="yellow", lw=0.8))
     fig.tight_layout()
@@ -292,7 +227,8 @@ def cost_quality_figure(
 ) -> Figure:
     """Mean tile-evaluations per tile against each metric: the uniform DDIM sweep as a line (each point labelled
     with its N), every allocation setting as a marker (colour and shape by mapping) joined by a dotted segment
-    to the uniform curve at the same budget — the equal-average-budget control.
+    to the uniform curve at the same budget — the equal-average-budget control, read off the given ``uniform``
+    data with :func:`~adasr.adaptive.equal_budget.uniform_at` (linear interpolation in N).
 
     Args:
         uniform: ``{"steps": [N...], "lpips": [...], "psnr_y": [...]}``.

@@ -1,8 +1,10 @@
-"""Figure plumbing shared by every plotting function: saving deterministically into ``figures/``."""
+"""Figure plumbing shared by every plotting function: saving deterministically into ``figures/``, images for
+imshow, and the one-line metric summary in panel titles."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -27,3 +29,26 @@ def as_display(img) -> np.ndarray:
     from ..data import to_uint8
 
     return to_uint8(img)
+
+
+def no_ticks(ax) -> None:
+    """Remove the x and y ticks of an image panel (the axes frame stays)."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+#: axis labels of the quality metrics (arrows: which way is better)
+METRIC_LABELS = {"psnr_y": "PSNR-Y (dB) ↑", "ssim_y": "SSIM-Y ↑", "lpips": "LPIPS ↓"}
+#: how :func:`metric_line` writes each quantity (keys as returned by :func:`adasr.bench.quality`, plus "steps")
+METRIC_FORMATS = {"steps": "{:.1f} steps/tile", "psnr_y": "{:.2f} dB", "ssim_y": "SSIM {:.3f}",
+                  "lpips": "LPIPS {:.3f}"}
+
+
+def metric_line(m: Mapping[str, float] | None, keys: Sequence[str] = ("psnr_y", "ssim_y", "lpips")) -> str:
+    """A panel-title line from whichever of ``keys`` are in ``m``, in that order, joined by ' · ':
+    '25.10 dB · SSIM 0.812 · LPIPS 0.333' (PSNR-Y in dB, SSIM-Y, LPIPS), or with ``keys=("steps", "psnr_y",
+    "lpips")`` '6.2 steps/tile · 25.10 dB · LPIPS 0.210'. Keys of ``m`` not in ``keys`` are left out; an empty or
+    ``None`` ``m`` gives ''. Formats: :data:`METRIC_FORMATS`."""
+    if not m:
+        return ""
+    return " · ".join(METRIC_FORMATS[k].format(m[k]) for k in keys if k in m)

@@ -1,8 +1,9 @@
 """Figures for patch complexity (notebook 04): estimator maps, normalisations, rank agreement, a map explorer.
 
-Every function takes data (images, per-pixel complexity maps C(x), per-tile scores C_p, errors) and returns a
-matplotlib ``Figure``; none runs an estimator that needs the diffusion model. Maps may be float tensors
-(1, 1, H, W) / (1, H, W) or arrays (H, W); images uint8 (H, W, 3) arrays or float tensors in [−1, 1].
+Every function takes data (images, per-pixel complexity maps C(x), per-tile scores C_p, errors, rank
+correlations) and returns a matplotlib ``Figure``; none runs an estimator that needs the diffusion model. Maps may
+be float tensors (1, 1, H, W) / (1, H, W) or arrays (H, W); images uint8 (H, W, 3) arrays or float tensors in
+[−1, 1].
 
 Quantities drawn (see :mod:`adasr.adaptive.complexity`):
 
@@ -10,7 +11,8 @@ Quantities drawn (see :mod:`adasr.adaptive.complexity`):
 * the patch complexity  C_p = (1/|p|) Σ_{x∈p} C(x)  of each tile p of a :class:`~adasr.sampling.tiles.TileGrid`
   (tiles may overlap) or of each non-overlapping patch×patch patch;
 * AdaBM's three classes  level(C_p) = −1 if C_p < q_lo, +1 if C_p > q_hi, else 0  (q = calibration percentiles);
-* the Spearman rank correlation ρ between an estimator's raw C_p and the true per-tile error over a set of tiles.
+* the Spearman rank correlation ρ between an estimator's raw C_p and the true per-tile error over a set of tiles
+  (computed by :func:`adasr.adaptive.complexity.rank_correlations`).
 """
 
 from __future__ import annotations
@@ -23,10 +25,9 @@ import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from ..adaptive.complexity import Calibration, patch_means
-from ..adaptive.learned import spearman
+from ..adaptive.complexity import Calibration, as_vector, patch_means
 from ..sampling.tiles import TileGrid
-from .common import as_display
+from .common import as_display, no_ticks
 
 MapLike = Any  # float tensor (1, 1, H, W) / (1, H, W) / (H, W) or ndarray (H, W)
 Image = Any  # uint8 (H, W, 3) ndarray or float tensor (1|3, H, W) in [−1, 1]
@@ -56,7 +57,7 @@ def minmax(m: MapLike) -> np.ndarray:
 
 def tile_matrix(values: Sequence[float] | np.ndarray | torch.Tensor, grid: TileGrid) -> np.ndarray:
     """Per-tile values (N,) in ``grid.positions`` order → (rows, cols) laid out as the tiles sit in the image."""
-    v = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float64).ravel()
+    v = as_vector(values)
     if v.size != len(grid):
         raise ValueError(f"{v.size} values for a grid of {len(grid)} tiles")
     tops = sorted({t for t, _ in grid.positions})
@@ -65,11 +66,6 @@ def tile_matrix(values: Sequence[float] | np.ndarray | torch.Tensor, grid: TileG
     for val, (t, left) in zip(v, grid.positions):
         out[tops.index(t), lefts.index(left)] = val
     return out
-
-
-def _off(ax) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -104,7 +100,7 @@ def estimator_maps_figure(images: Mapping[str, Image], maps: Mapping[str, Mappin
             if r == 0:
                 axes[r, c].set_title(e, fontsize=8)
         for ax in axes[r]:
-            _off(ax)
+            no_ticks(ax)
     fig.subplots_adjust(left=0.03, right=0.99, top=0.93, bottom=0.01, wspace=0.04, hspace=0.04)
     return fig
 
@@ -155,7 +151,7 @@ def normalisation_figure(scores: Mapping[str, Mapping[str, Sequence[float] | tor
                 ax.set_title("AdaBM level", fontsize=8)
         axes[r, 0].set_ylabel(name, fontsize=8)
         for ax in axes[r]:
-            _off(ax)
+            no_ticks(ax)
     fig.subplots_adjust(left=0.06, right=0.99, top=0.9, bottom=0.02, wspace=0.06, hspace=0.08)
     return fig
 
@@ -165,34 +161,6 @@ def normalisation_figure(scores: Mapping[str, Mapping[str, Sequence[float] | tor
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _flat(values: Sequence[float] | np.ndarray | torch.Tensor) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    return np.asarray(values, dtype=np.float64).ravel()
-
-
-def rank_correlations(scores: Mapping[str, Mapping[str, Sequence[float] | torch.Tensor]],
-                      error: Mapping[str, Sequence[float] | torch.Tensor]) -> dict[str, dict[str, float]]:
-    """Spearman ρ of each estimator's raw C_p with the true per-tile error.
-
-    Args:
-        scores: ``{estimator: {image name: C_p (N,)}}`` (raw, un-normalised).
-        error: ``{image name: true error per tile (N,)}``.
-
-    Returns ``{estimator: {"all": ρ over every tile of every image, image name: ρ over that image's tiles}}``.
-    """
-    names = list(error)
-    out: dict[str, dict[str, float]] = {}
-    for e, per in scores.items():
-        if set(per) != set(names):
-            raise ValueError(f"estimator {e!r} has scores for {sorted(per)}, expected {sorted(names)}")
-        row = {"all": spearman(np.concatenate([_flat(per[n]) for n in names]),
-                               np.concatenate([_flat(error[n]) for n in names]))}
-        row.update({n: spearman(_flat(per[n]), _flat(error[n])) for n in names})
-        out[e] = row
-    return out
-
-
 def _ranks(v: np.ndarray) -> np.ndarray:
     from scipy.stats import rankdata
 
@@ -200,17 +168,25 @@ def _ranks(v: np.ndarray) -> np.ndarray:
 
 
 def rank_agreement_figure(scores: Mapping[str, Mapping[str, Sequence[float] | torch.Tensor]],
-                          error: Mapping[str, Sequence[float] | torch.Tensor], *, inches: float = 3.3) -> Figure:
+                          error: Mapping[str, Sequence[float] | torch.Tensor],
+                          rho: Mapping[str, Mapping[str, float]], *, inches: float = 3.3) -> Figure:
     """Left: bars of the pooled Spearman ρ per estimator (dots: ρ within each image). Right: one small scatter per
     estimator, rank of its C_p among all tiles (x) against the true per-tile error (y), one marker per image.
 
-    Args as :func:`rank_correlations`; ``inches`` is the figure height.
+    Args:
+        scores: ``{estimator: {image name: raw C_p (N,)}}``.
+        error: ``{image name: true error per tile (N,)}``.
+        rho: ``{estimator: {"all": pooled ρ, image name: ρ within it}}``, as returned by
+            :func:`adasr.adaptive.complexity.rank_correlations` ``(scores, error)``.
+        inches: the figure height.
     """
-    rho = rank_correlations(scores, error)
+    missing = [e for e in scores if e not in rho or any(k not in rho[e] for k in ("all", *error))]
+    if missing:
+        raise ValueError(f"rho lacks the pooled or per-image ρ of {missing}")
     estimators = list(scores)
     names = list(error)
-    err_all = np.concatenate([_flat(error[n]) for n in names])
-    which = np.concatenate([np.full(_flat(error[n]).size, i) for i, n in enumerate(names)])
+    err_all = np.concatenate([as_vector(error[n]) for n in names])
+    which = np.concatenate([np.full(as_vector(error[n]).size, i) for i, n in enumerate(names)])
     ncol = (len(estimators) + 1) // 2
     fig = plt.figure(figsize=(inches * 1.3 + 1.5 * ncol, inches))
     gs = fig.add_gridspec(2, 1 + ncol, width_ratios=[1.9] + [1] * ncol)
@@ -228,7 +204,7 @@ def rank_agreement_figure(scores: Mapping[str, Mapping[str, Sequence[float] | to
     ax.grid(alpha=0.3, axis="y")
     for k, e in enumerate(estimators):
         sax = fig.add_subplot(gs[k % 2, 1 + k // 2])
-        ranks = _ranks(np.concatenate([_flat(scores[e][n]) for n in names]))
+        ranks = _ranks(np.concatenate([as_vector(scores[e][n]) for n in names]))
         for i, n in enumerate(names):
             sel = which == i
             sax.plot(ranks[sel], err_all[sel], IMAGE_MARKERS[i % len(IMAGE_MARKERS)], color=f"C{i}", ms=3,
@@ -277,7 +253,7 @@ def complexity_panels(image: Image, cmap: MapLike, patch: int, calibration: Cali
     axes[3].imshow(lev, cmap=LEVEL_CMAP, vmin=-1.5, vmax=1.5)
     axes[3].set_title(f"level  −1:{counts[-1]}  0:{counts[0]}  +1:{counts[1]}", fontsize=8)
     for ax in axes:
-        _off(ax)
+        no_ticks(ax)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

@@ -4,7 +4,8 @@ Every function takes data (images, ᾱ tables, point clouds, losses), draws with
 ``Figure``; none trains or samples. Conventions: images are float tensors (1, 3, H, W) in [−1, 1]; an ᾱ table
 is a 1-D tensor (T,) with ᾱ_t = ∏_{s≤t}(1 − β_s), index t = 0..T−1; point clouds are (n, 2).
 
-The forward process drawn here is the closed form (Ho et al. 2020, eq. 4)::
+The forward process drawn here is the closed form (Ho et al. 2020, eq. 4), computed by
+:func:`adasr.diffusion.objectives.q_sample`::
 
     x_t = √ᾱ_t · x_0 + √(1 − ᾱ_t) · ε,     SNR(t) = ᾱ_t / (1 − ᾱ_t)
 
@@ -21,7 +22,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .common import as_display
+from ..diffusion.objectives import q_sample
+from .common import as_display, no_ticks
 
 AlphaBars = Mapping[str, torch.Tensor]
 
@@ -39,8 +41,10 @@ def _step_index(fraction: float, T: int) -> int:
     return int(round(fraction * (T - 1)))
 
 
-def _noised(x0: torch.Tensor, noise: torch.Tensor, alpha_bar: float) -> torch.Tensor:
-    return alpha_bar**0.5 * x0 + (1 - alpha_bar) ** 0.5 * noise
+def _noisy(x0: torch.Tensor, noise: torch.Tensor, alpha_bar: float) -> torch.Tensor:
+    """x_t of :func:`~adasr.diffusion.objectives.q_sample` computed in float64 (same shape as ``x0``): with ᾱ
+    rounded to float32, √(1 − ᾱ) near ᾱ = 1 (t = 0) would lose three digits."""
+    return q_sample(x0.double(), noise.double(), alpha_bar)
 
 
 def forward_strip(
@@ -65,10 +69,9 @@ def forward_strip(
             t = _step_index(s, T)
             a = float(abar[t])
             ax = axes[r, c]
-            ax.imshow(as_display(_noised(x0, noise, a)))
+            ax.imshow(as_display(_noisy(x0, noise, a)))
             ax.set_title(f"t={t}  SNR={a / (1 - a):.3g}", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            no_ticks(ax)
         if name:
             axes[r, 0].set_ylabel(name, fontsize=9)
     fig.suptitle(r"forward process $x_t=\sqrt{\bar\alpha_t}\,x_0+\sqrt{1-\bar\alpha_t}\,\epsilon$", fontsize=10)
@@ -103,10 +106,9 @@ def noised_view(x0: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Ten
     t = int(min(max(t, 0), T - 1))
     a = float(alphas_cumprod[t])
     fig, (ax_i, ax_s) = plt.subplots(1, 2, figsize=(7.5, 3.2), gridspec_kw={"width_ratios": [1, 1.4]})
-    ax_i.imshow(as_display(_noised(x0, noise, a)))
+    ax_i.imshow(as_display(_noisy(x0, noise, a)))
     ax_i.set_title(f"{name} t={t}: " + r"$\bar\alpha_t$" + f"={a:.3f}", fontsize=9)
-    ax_i.set_xticks([])
-    ax_i.set_yticks([])
+    no_ticks(ax_i)
     ls = log_snr(alphas_cumprod).numpy()
     ax_s.plot(np.arange(T), ls, color="C0")
     ax_s.plot([t], [ls[t]], "o", color="C3")
@@ -129,8 +131,7 @@ def _scatter(ax, pts: torch.Tensor, reference: torch.Tensor | None, lim: float, 
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    no_ticks(ax)
     ax.set_title(title, fontsize=9)
 
 

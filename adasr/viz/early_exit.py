@@ -1,79 +1,43 @@
 """Figures for Δx̂0 early exit (notebook 06): Δ curves, where tiles stop, what stopping costs in quality.
 
 Every plotting function takes data (Δ histories, stop steps, images, metric values), draws with matplotlib and
-returns the ``Figure``; none samples a model. The conventions are those of :mod:`adasr.adaptive.early_exit`:
+returns the ``Figure``; none samples a model or replays the rule. The conventions are those of
+:mod:`adasr.adaptive.early_exit`:
 
 * after step k of a tile's schedule the sampler has the clean estimate x̂0^(k); from the second step on,
 
       Δ_k = RMS(x̂0^(k) − x̂0^(k−1)) / R
 
-  (R = 2·s, the range of the diffused variable) is appended to ``TileState.history``, so ``history[j]`` is Δ at
-  step k = j + 2;
+  (R = 2·s, the range of the diffused variable) is appended to the tile's Δ history, kept by the
+  :class:`~adasr.adaptive.early_exit.EarlyExit` policy (``policy.deltas(p)``, or
+  ``SampleResult.policy_memory["deltas"][p]`` after a run), so ``history[j]`` is Δ at step k = j + 2;
 * the rule (ε, P, T_min) stops a tile after step k ≥ T_min when the last P values of Δ are all below ε; the tile
-  keeps x̂0^(k). Its *stop step* is k, the number of UNet tile-evaluations it cost (N_max if the rule never fires).
-
-Besides the figures, :func:`stop_steps` replays the rule on recorded Δ histories (of a run that never stopped):
-because stopping only removes steps, an early-exit run is a prefix of the uniform run, and any (ε, P, T_min) can
-be evaluated from one uniform trajectory without sampling again.
+  keeps x̂0^(k). Its *stop step* is k, the number of UNet tile-evaluations it cost (N_max if the rule never fires);
+  :func:`adasr.adaptive.early_exit.stop_steps` replays the rule on recorded histories.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..adaptive.early_exit import EarlyExitRule, global_deltas
-from ..sampling.policies import TileState
 from ..sampling.tiles import TileGrid
-from .common import as_display
+from .common import as_display, metric_line, no_ticks
 
 Image = Any  # uint8 (H, W, 3) ndarray or float tensor (1|3, H, W) in [−1, 1]
 
 TILE_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:red")
-
-
-def _off(ax) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
+#: what the stop-map titles show: cost, then quality (SSIM is not shown)
+EXIT_METRICS = ("steps", "psnr_y", "lpips")
 
 
 def delta_steps(n: int) -> np.ndarray:
     """The step index k of each of ``n`` Δ values of a history: 2, 3, …, n + 1 (int array (n,))."""
     return np.arange(2, n + 2)
-
-
-def stop_steps(histories: Sequence[Sequence[float]], rule: EarlyExitRule, n_steps: int,
-               mode: Literal["tile", "global"] = "tile") -> list[int]:
-    """Replay ``rule`` on the Δ histories of a run that never stopped: each tile's stop step k ∈ [1, n_steps].
-
-    Args:
-        histories: one Δ list per tile (``TileState.history`` of an N-step run with a rule that never fires),
-            each of length ``n_steps − 1``.
-        rule: the ε, P, T_min to replay (:class:`~adasr.adaptive.early_exit.EarlyExitRule`).
-        n_steps: N, the length of the schedule (a tile that never stops costs N).
-        mode: ``'tile'`` (each tile on its own Δ) or ``'global'`` (every tile stops at the first step where the
-            whole-image Δ of :func:`~adasr.adaptive.early_exit.global_deltas` meets the rule).
-
-    Returns the list of stop steps, one per tile — what :class:`~adasr.adaptive.early_exit.EarlyExit` would report
-    as each tile's ``evaluations``; the tile's result is its x̂0 after that step.
-    """
-    if any(len(h) < n_steps - 1 for h in histories):
-        raise ValueError(f"every history needs {n_steps - 1} Δ values for an {n_steps}-step schedule")
-
-    def first_stop(deltas: Sequence[float]) -> int:
-        # after step k the policy has seen k − 1 values of Δ and has taken k steps
-        return next((k for k in range(1, n_steps + 1) if rule.should_stop(deltas[: k - 1], k)), n_steps)
-
-    if mode == "tile":
-        return [first_stop(h) for h in histories]
-    if mode == "global":
-        g = global_deltas([TileState(i, [0], history=list(h)) for i, h in enumerate(histories)])
-        return [first_stop(g)] * len(histories)
-    raise ValueError(f"mode must be 'tile' or 'global', got {mode!r}")
 
 
 def _delta_axes(ax, tiles: Sequence[Sequence[float]], glob: Sequence[float] | None, colour: str,
@@ -113,8 +77,8 @@ def delta_curves_figure(
 
     Args:
         panels: ``{panel title: {"tiles": [Δ list per tile], "global": Δ list (optional), "stops": stop step per
-            tile (optional, drawn as ×), "colour": line colour (optional)}}``; Δ lists are ``TileState.history``
-            (value j at step k = j + 2).
+            tile (optional, drawn as ×), "colour": line colour (optional)}}``; Δ lists are the policy's per-tile
+            histories (``SampleResult.policy_memory["deltas"]``; value j at step k = j + 2).
         epsilon: draw the threshold ε as a dashed line.
         warmup: shade the steps k ≤ T_min, where the rule may not stop.
         panel: inches per panel (width).
@@ -151,22 +115,8 @@ def _stop_map_axes(ax, stop_map: np.ndarray, grid: TileGrid | None, stops: Seque
         for (t, l), k in zip(grid.positions, stops):
             ax.text(l + (grid.tile_w - 1) / 2, t + (grid.tile_h - 1) / 2, str(int(k)), ha="center", va="center",
                     fontsize=7, color="w" if k < 0.6 * n_max else "k")
-    _off(ax)
+    no_ticks(ax)
     return im
-
-
-def _metric_line(m: Mapping[str, float] | None) -> str:
-    """'6.2 steps · 25.10 dB · LPIPS 0.210' from whichever of steps / psnr_y / lpips are present."""
-    if not m:
-        return ""
-    parts = []
-    if "steps" in m:
-        parts.append(f"{m['steps']:.1f} steps/tile")
-    if "psnr_y" in m:
-        parts.append(f"{m['psnr_y']:.2f} dB")
-    if "lpips" in m:
-        parts.append(f"LPIPS {m['lpips']:.3f}")
-    return " · ".join(parts)
 
 
 def abs_difference(a: Image, b: Image, block: int = 1) -> np.ndarray:
@@ -230,18 +180,18 @@ def stops_figure(
         if stop_map.shape != ref.shape[:2]:
             raise ValueError(f"{label}: stop map {stop_map.shape} differs from the image {ref.shape[:2]}")
         im_map = _stop_map_axes(axes[0, c], stop_map, grid, d.get("stops"), n_max)
-        line = _metric_line(d.get("metrics"))
+        line = metric_line(d.get("metrics"), EXIT_METRICS)
         axes[0, c].set_title(f"{label}: stop step" + (f"\n{line}" if line else ""), fontsize=7.5)
         im_diff = axes[1, c].imshow(abs_difference(img, ref, block), cmap="magma", vmin=0, vmax=diff_max)
         axes[1, c].set_title(f"|{label} − {reference_label}|", fontsize=7.5)
-        _off(axes[1, c])
+        no_ticks(axes[1, c])
     axes[0, n].imshow(ref, interpolation="antialiased")
-    line = _metric_line(reference_metrics)
+    line = metric_line(reference_metrics, EXIT_METRICS)
     axes[0, n].set_title(reference_label + (f"\n{line}" if line else ""), fontsize=7.5)
     axes[1, n].imshow(as_display(arms[show]["image"]), interpolation="antialiased")
     axes[1, n].set_title(f"{show} result", fontsize=7.5)
     for ax in axes[:, n]:
-        _off(ax)
+        no_ticks(ax)
     for row, im, label in ((0, im_map, "stop step"), (1, im_diff, f"mean |Δ| per {block}×{block}\n(8-bit levels)")):
         cb = fig.colorbar(im, ax=list(axes[row, :n]), fraction=0.03, pad=0.01, shrink=0.9)
         cb.set_label(label, fontsize=7)
@@ -299,7 +249,7 @@ def stop_quality_figure(
             a = a[t : t + size, left : left + size]
         ax.imshow(a)
         ax.set_title(title, fontsize=7.5)
-        _off(ax)
+        no_ticks(ax)
     fig.tight_layout()
     return fig
 
@@ -347,4 +297,4 @@ def exit_summary_figure(
 
 
 __all__ = ["abs_difference", "delta_curves_figure", "delta_steps", "exit_summary_figure", "stop_quality_figure",
-           "stop_steps", "stops_figure"]
+           "stops_figure"]

@@ -24,7 +24,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
-from .common import as_display
+from .common import as_display, no_ticks
 
 Image = Any  # uint8 (H, W, 3) ndarray or float tensor (1|3, H, W) in [−1, 1]
 
@@ -42,11 +42,6 @@ ARM_COLOURS = ("tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "t
                "tab:orange")
 #: Markers of the arms (distinct shapes, so that arms at the same point stay visible).
 ARM_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
-
-
-def _off(ax) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
 
 
 def signed(b: float) -> str:
@@ -196,7 +191,7 @@ def bit_map_axes(ax, image: Image, bits: np.ndarray, patch: int, *, complexity: 
                               "alpha": 0.8})
     ax.set_xlim(-0.5, W - 0.5)
     ax.set_ylim(H - 0.5, -0.5)
-    _off(ax)
+    no_ticks(ax)
     return im
 
 

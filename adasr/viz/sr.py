@@ -26,32 +26,12 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..sampling.tiles import TileGrid
-from .common import as_display
+from .common import METRIC_LABELS, as_display, metric_line, no_ticks
 
 Image = Any  # uint8 (H, W, 3) ndarray or float tensor (1|3, H, W) in [−1, 1]
 Curve = Mapping[str, Sequence[Any]]
 
 CHANNEL_COLOURS = ("#d62728", "#2ca02c", "#1f77b4")
-METRIC_LABELS = {"psnr_y": "PSNR-Y (dB) ↑", "ssim_y": "SSIM-Y ↑", "lpips": "LPIPS ↓"}
-
-
-def _metric_line(m: Mapping[str, float] | None) -> str:
-    """'25.10 dB · 0.812 · LPIPS 0.333' from whichever of psnr_y / ssim_y / lpips are present."""
-    if not m:
-        return ""
-    parts = []
-    if "psnr_y" in m:
-        parts.append(f"{m['psnr_y']:.2f} dB")
-    if "ssim_y" in m:
-        parts.append(f"SSIM {m['ssim_y']:.3f}")
-    if "lpips" in m:
-        parts.append(f"LPIPS {m['lpips']:.3f}")
-    return " · ".join(parts)
-
-
-def _off(ax) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -136,10 +116,10 @@ def samples_grid(
                 img = img[t : t + size, left : left + size]
             ax = axes[r, c]
             ax.imshow(img)
-            line = _metric_line((metrics or {}).get(label, {}).get(name))
+            line = metric_line((metrics or {}).get(label, {}).get(name))
             if r == 0 or line:
                 ax.set_title(label + (f"\n{line}" if line else ""), fontsize=7)
-            _off(ax)
+            no_ticks(ax)
             if c == 0:
                 ax.set_ylabel(name, fontsize=8)
     fig.tight_layout()
@@ -201,9 +181,9 @@ def sr_comparison_grid(
                 img = img[t : t + size, left : left + size]
             ax = axes[r, c]
             ax.imshow(img)
-            line = _metric_line((metrics or {}).get(name, {}).get(key))
+            line = metric_line((metrics or {}).get(name, {}).get(key))
             ax.set_title(label.format(s=s) + (f"\n{line}" if line else ""), fontsize=7.5)
-            _off(ax)
+            no_ticks(ax)
         axes[r, 0].set_ylabel(name, fontsize=9)
     fig.tight_layout()
     return fig
@@ -264,7 +244,7 @@ def colour_cast_figure(
         for c, (label, img) in enumerate([("HR", h[r])] + [(k, s[r]) for k, s in stacks.items()]):
             ax = fig.add_subplot(gs[r, c])
             ax.imshow(img)
-            _off(ax)
+            no_ticks(ax)
             if r == 0:
                 ax.set_title(label, fontsize=8)
             if c == 0 and names is not None:
@@ -346,9 +326,9 @@ def seams_figure(
             for x in cols:
                 ax.axvline(x - 0.5, color="white", lw=0.6, alpha=0.7)
         ax.add_patch(Rectangle((left - 0.5, t - 0.5), size, size, fill=False, ec="yellow", lw=1.2))
-        line = _metric_line((metrics or {}).get(label))
+        line = metric_line((metrics or {}).get(label))
         ax.set_title(label + (f"\n{line}" if line else ""), fontsize=8)
-        _off(ax)
+        no_ticks(ax)
         axz.imshow(disp[label][t : t + size, left : left + size])
         axz.set_title(f"zoom [{t}:{t + size}, {left}:{left + size}]", fontsize=7)
         if label in grids:
@@ -359,7 +339,7 @@ def seams_figure(
             for x in cols:
                 if left < x < left + size:
                     axz.axvline(x - left - 0.5, color="white", lw=0.6, ls=":", alpha=0.8)
-        _off(axz)
+        no_ticks(axz)
     fig.tight_layout()
     return fig
 
@@ -385,7 +365,8 @@ def merge_weights_1d(grid: TileGrid, mode: str = "gaussian", sigma_frac: float =
     return lefts, raw / raw.sum(axis=0, keepdims=True)
 
 
-def merge_weights_figure(grid: TileGrid, sigma_frac: float = 0.3, modes: Sequence[str] = ("gaussian", "uniform", "last")) -> Figure:
+def merge_weights_figure(grid: TileGrid, sigma_frac: float = 0.3,
+                         modes: Sequence[str] = ("gaussian", "uniform", "last")) -> Figure:
     """The Gaussian tile window (left) and, per merge mode, each tile's share of the merged pixel along a row.
 
     The window is w(y, x) = exp(−(y − c_y)²/2σ_y²) · exp(−(x − c_x)²/2σ_x²) with σ = ``sigma_frac`` · tile size;
@@ -399,7 +380,7 @@ def merge_weights_figure(grid: TileGrid, sigma_frac: float = 0.3, modes: Sequenc
     im = axes[0].imshow(win, cmap="viridis", vmin=0, vmax=1)
     axes[0].set_title(f"Gaussian window {grid.tile_h}×{grid.tile_w}, σ={sigma_frac}·size", fontsize=8)
     fig.colorbar(im, ax=axes[0], fraction=0.046, pad=0.04)
-    _off(axes[0])
+    no_ticks(axes[0])
     x = np.arange(grid.width)
     for ax, mode in zip(axes[1:], modes):
         lefts, shares = merge_weights_1d(grid, mode, sigma_frac)
