@@ -23,15 +23,20 @@ import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
-from .defaults import DEFAULT_OVERLAP, DEFAULT_STEPS, DEFAULT_TILE
+from .config import (DIFFUSION_ONLY, AdaptiveConfig, ConfigError, UpscaleConfig, add_config_arguments, flag_of,
+                     given_values, option_fields)
 
 #: Subcommands implemented in their own modules, imported only when used: name → (module, one-line help).
 _DELEGATED = {
     "train": ("adasr.train", "train the ×4 diffusion SR model or the EDSR CNN (see: adasr train -h)"),
-    "bench": ("adasr.bench", "measure quality or speed (see: adasr bench -h)"),
+    "bench": ("adasr.benchmarks", "measure quality or speed (see: adasr bench -h)"),
 }
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+#: The option of every config field (``n_max`` is ``--steps``), for messages that name fields.
+_FLAGS = {"n_max": "--steps", **{f.name: flag_of(f) for cls in (UpscaleConfig, AdaptiveConfig)
+                                 for f in option_fields(cls)}}
 
 
 def _version() -> str:
@@ -43,55 +48,22 @@ def _version() -> str:
         return "unknown"
 
 
-def _int_at_least(lo: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < lo:
-            raise argparse.ArgumentTypeError(f"must be at least {lo}, got {value}")
-        return value
-
-    parse.__name__ = f"integer >= {lo}"
-    return parse
-
-
 def add_upscale_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The options of ``adasr upscale``."""
+    """The options of ``adasr upscale``: the files, then one option per field of
+    :class:`~adasr.config.UpscaleConfig` and :class:`~adasr.config.AdaptiveConfig` (help, choices and defaults
+    from their metadata, :func:`~adasr.config.add_config_arguments`)."""
     p.add_argument("input", metavar="IN", help="image to upscale (PNG, JPEG, WebP, TIFF, BMP, GIF…)")
     p.add_argument("-o", "--output", metavar="OUT", required=True,
                    help="where to write the ×4 image; the extension picks the format (.png keeps 16 bits and alpha)")
-    p.add_argument("--steps", type=_int_at_least(1), default=DEFAULT_STEPS, help=f"sampling steps (default: {DEFAULT_STEPS})")
-    p.add_argument("--seed", type=int, default=0, help="random seed; equal seeds give equal outputs (default: 0)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="auto uses bf16 where the hardware is fast at it (default: auto)")
-    p.add_argument("--tile", type=_int_at_least(8), default=DEFAULT_TILE,
-                   help="tile size in output pixels; smaller uses less memory (default: %(default)s)")
-    p.add_argument("--overlap", type=_int_at_least(0), default=DEFAULT_OVERLAP,
-                   help="overlap between neighbouring tiles in output pixels (default: %(default)s)")
-    ad = p.add_argument_group("adaptive sampling (AdaSR)", "--steps is N_max, the budget of the busiest tile")
-    ad.add_argument("--policy", choices=("uniform", "allocation", "early-exit", "adasr"), default="uniform",
-                    help="uniform DDIM; per-tile step allocation from patch complexity; Δx̂0 early exit; "
-                         "adasr = both (default: uniform)")
-    ad.add_argument("--n-min", type=_int_at_least(1), default=3, help="fewest steps a tile gets (default: 3)")
-    ad.add_argument("--complexity", default="gradient",
-                    choices=("gradient", "sobel", "variance", "fft", "uncertainty", "learned"),
-                    help="patch-complexity estimator for allocation (default: gradient)")
-    ad.add_argument("--normalize", choices=("image", "patches", "calibrated"), default="calibrated",
-                    help="how complexity is scaled to [0, 1] (default: calibrated on the training photos)")
-    ad.add_argument("--mapping", choices=("linear", "threshold", "exponential"), default="linear",
-                    help="complexity → steps (default: linear, N_p = N_min + (N_max − N_min)·C_p)")
-    ad.add_argument("--epsilon", type=float, default=0.002, help="ε of the Δx̂0 early-exit rule (default: 0.002)")
-    ad.add_argument("--patience", type=_int_at_least(1), default=2, help="P of the early-exit rule (default: 2)")
-    ad.add_argument("--warmup", type=_int_at_least(1), default=4, help="T_min of the early-exit rule (default: 4)")
-    ad.add_argument("--exit-mode", choices=("tile", "global"), default="tile",
-                    help="stop tiles one by one or the whole image at once (default: tile)")
-    p.add_argument("--report", metavar="FILE", help="also write a JSON report (work done, timing, sizes)")
+    add_config_arguments(p, UpscaleConfig)
+    p.add_argument("--report", metavar="FILE",
+                   help="also write a JSON report (model, quantization, work done per denoiser mode, timing, sizes)")
     p.add_argument("--compare", metavar="FIG.png",
                    help="also write a figure: nearest ×4, bicubic ×4 and adasr side by side")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
+    ad = p.add_argument_group("adaptive sampling (AdaSR)", "--steps is N_max, the budget of the busiest tile")
+    add_config_arguments(ad, UpscaleConfig, group="adaptive")
+    add_config_arguments(ad, AdaptiveConfig)
     return p
 
 
@@ -105,34 +77,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     up = sub.add_parser("upscale", help="upscale an image ×4", description="Upscale an image ×4 with the shipped "
-                        "diffusion model (gray, alpha and 16-bit images are kept as they are).")
+                        "diffusion model or the EDSR CNN (gray, alpha and 16-bit images are kept as they are).")
     add_upscale_arguments(up)
     for name, (_, help_text) in _DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return p
 
 
-def _check_args(a: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    if a.policy in ("allocation", "adasr") and a.n_min > a.steps:
-        parser.error(f"--n-min ({a.n_min}) must not exceed --steps ({a.steps}, which is N_max)")
-    if not a.epsilon > 0:
-        parser.error(f"--epsilon must be positive, got {a.epsilon}")
-    if a.policy == "adasr" and a.exit_mode == "global":
-        parser.error("--policy adasr stops tiles one by one; use --exit-mode tile (or --policy early-exit)")
-    if a.overlap >= a.tile:
-        parser.error(f"--overlap ({a.overlap}) must be smaller than --tile ({a.tile})")
+def _configs(a: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[UpscaleConfig, AdaptiveConfig]:
+    """The configs the options describe (defaults from the dataclasses), checked by the configs themselves, and
+    the options a regression model refuses; errors name the options."""
+    up, ad = given_values(UpscaleConfig, a), given_values(AdaptiveConfig, a)
+    try:
+        config = UpscaleConfig(**up)
+        if config.kind != "diffusion":
+            refused = [_FLAGS[k] for k in up if k in DIFFUSION_ONLY] + [_FLAGS[k] for k in ad]
+            if refused:
+                parser.error(f"{', '.join(refused)} appl{'ies' if len(refused) == 1 else 'y'} to the diffusion model "
+                             f"only (--model sr_x4); {config.model} is a regression CNN, one forward pass")
+        adaptive = AdaptiveConfig(**ad).with_(n_max=config.steps)
+        adaptive.check(config.policy)
+    except ConfigError as exc:
+        parser.error(exc.render(lambda name: _FLAGS.get(name, name)))
+    return config, adaptive
+
+
+def _check_args(a: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[UpscaleConfig, AdaptiveConfig]:
+    configs = _configs(a, parser)
     outputs = [Path(x).resolve() for x in (a.output, a.report, a.compare) if x]
     if len(set(outputs)) != len(outputs):
         parser.error("-o, --report and --compare must be different files")
+    return configs
 
 
-def run_upscale(a: argparse.Namespace) -> int:
-    """``adasr upscale``: validate everything cheap first (device, every output path, the input), then run."""
+def run_upscale(a: argparse.Namespace, config: UpscaleConfig, adaptive: AdaptiveConfig) -> int:
+    """``adasr upscale``: validate everything cheap first (device, every output path, the input), then hand the
+    configs to :func:`adasr.upscaling.upscale_tensor` (which loads, quantizes and samples)."""
     from . import imageio
     from .runtime import resolve_device, resolve_precision
 
-    device = resolve_device(a.device)
-    resolve_precision(a.precision, device)
+    device = resolve_device(config.device)
+    resolve_precision(config.precision, device)
     imageio.check_destination(a.output)
     imageio.output_format(a.output)
     if a.report:
@@ -141,33 +126,21 @@ def run_upscale(a: argparse.Namespace) -> int:
         imageio.check_destination(a.compare, "figure")
         if Path(a.compare).suffix.lower() != ".png":
             raise imageio.ImageError(f"--compare writes a PNG figure; give a path ending in .png, not {a.compare}")
-    img = imageio.read_image(a.input, tile=a.tile, overlap=a.overlap)
+    img = imageio.read_image(a.input, tile=config.tile, overlap=config.overlap)
     imageio.check_output(a.output, alpha=img.alpha is not None, grayscale=img.grayscale)
 
-    from .upscaling import load_pretrained, upscale_tensor
+    from . import upscaling
 
     t0 = time.perf_counter()
-    model, policy, adaptive = None, None, None
-    if a.policy != "uniform":
-        model = load_pretrained(device=device)
-        from .adaptive.policy import AdaptiveConfig, policy_for_model
-
-        adaptive = AdaptiveConfig(n_max=a.steps, n_min=a.n_min, estimator=a.complexity, mapping=a.mapping,
-                                  normalize=a.normalize, epsilon=a.epsilon, patience=a.patience, warmup=a.warmup,
-                                  exit_mode=a.exit_mode)
-        policy = policy_for_model(a.policy, adaptive, model, tile=a.tile, overlap=a.overlap)
-    result = upscale_tensor(img.rgb, steps=a.steps, seed=a.seed, tile=a.tile, overlap=a.overlap, policy=policy,
-                            device=a.device, precision=a.precision, model=model, progress=not a.quiet)
-    sr, report, sampled = result
+    kwargs: dict[str, Any] = config.upscale_kwargs()
+    if config.kind == "diffusion":
+        kwargs["adaptive"] = adaptive
+    sr, report, _ = upscaling.upscale_tensor(img.rgb, progress=not a.quiet, **kwargs)
     written = imageio.write_image(a.output, img.to_array(sr, img.upscaled_alpha()), icc_profile=img.icc_profile)
     seconds = time.perf_counter() - t0
     if a.report:
         info: dict[str, Any] = dict(report.to_dict())
-        if sampled is not None:
-            info["steps_per_tile"] = [t.evaluations for t in sampled.tiles]
         info["mean_steps_per_tile"] = info["tile_evaluations"] / max(1, info["tiles"])
-        if adaptive is not None:
-            info["adaptive"] = adaptive.to_dict()
         info["input"] = {"path": str(a.input), "width": img.width, "height": img.height, "mode": img.mode,
                          "bit_depth": img.bit_depth, "alpha": img.alpha is not None}
         info["output"] = {"path": str(written.path), "width": written.width, "height": written.height,
@@ -180,10 +153,23 @@ def run_upscale(a: argparse.Namespace) -> int:
         fig = compare_figure(img.rgb, sr, title=Path(a.input).name)
         save_compare_figure(fig, a.compare)
     if not a.quiet:
-        steps = (f"{a.steps} steps" if a.policy == "uniform" else
-                 f"{a.policy}: {report.tile_evaluations / max(1, report.tiles):.1f} of {a.steps} steps per tile")
-        print(f"wrote {written.path} ({written.width}×{written.height} {written.mode}, {steps}, {seconds:.1f} s)")
+        print(f"wrote {written.path} ({written.width}×{written.height} {written.mode}, {_summary(config, report)}, "
+              f"{seconds:.1f} s)")
     return EXIT_OK
+
+
+def _summary(config: UpscaleConfig, report: Any) -> str:
+    """What ran, for the last line: steps (per tile for adaptive policies), model and quantization, FAB."""
+    quant = f" {config.quant}" if config.quant != "none" else ""
+    if config.kind != "diffusion":
+        text = f"{config.model}{quant}, one forward pass"
+    elif config.policy == "uniform":
+        text = f"{config.steps} steps{',' + quant if quant else ''}"
+    else:
+        text = (f"{config.policy}: {report.tile_evaluations / max(1, report.tiles):.1f} of {config.steps} steps "
+                f"per tile{',' + quant if quant else ''}")
+    fab = getattr(report, "fab", None)
+    return text + (f" (FAB {fab:.2f})" if fab is not None else "")
 
 
 def _delegate(name: str, argv: list[str]) -> int:
@@ -201,8 +187,8 @@ def _dispatch(argv: list[str]) -> int:
     a = parser.parse_args(argv)
     if a.command in _DELEGATED:  # only reached with options before the command name
         parser.error(f"put options after the command: adasr {a.command} …")
-    _check_args(a, parser)
-    return run_upscale(a)
+    config, adaptive = _check_args(a, parser)
+    return run_upscale(a, config, adaptive)
 
 
 def _release(exc: BaseException) -> None:

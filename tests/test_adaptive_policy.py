@@ -1,6 +1,6 @@
 """adasr.adaptive.policy (make_policy, policy_for_model) and the adaptive options of ``adasr upscale``: option
-validation (exit 2, one error line), the policy the CLI builds from its options, and one real run with a tiny
-random model."""
+validation (exit 2, one error line), the names and config the CLI hands to the library and the policy the library
+builds from them, and one real run with a tiny random model."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in tests/conftest.
 def tiny(residual: bool = True, scale: float = 2.5) -> SRDiffusion:
     torch.manual_seed(0)
     m = SRDiffusion(SRDiffusionConfig(unet=UNET, residual=residual, residual_scale=scale)).eval()
-    m.__dict__["_macs_per_tile"] = {(16, 16): 1}  # skip the (slow) MAC count
+    m.unet.__dict__["_macs_per_mode"] = {((16, 16), "full"): 1}  # skip the (slow) MAC count (Denoiser.macs)
     return m
 
 
@@ -89,12 +89,18 @@ def test_make_policy_adasr_is_allocation_plus_early_exit():
 def test_make_policy_errors():
     with pytest.raises(ValueError, match="unknown policy 'fast'"):
         make_policy("fast")
-    with pytest.raises(ValueError, match="exit_mode='tile'"):
+    with pytest.raises(ValueError, match="policy adasr stops tiles one by one; use exit_mode tile"):
         make_policy("adasr", AdaptiveConfig(exit_mode="global"))
-    with pytest.raises(ValueError, match="epsilon"):
+    with pytest.raises(ValueError, match="epsilon must be positive, got 0"):
         make_policy("early-exit", AdaptiveConfig(epsilon=0))
-    with pytest.raises(ValueError, match="n_min <= n_max"):
+    with pytest.raises(ValueError, match=r"n_min \(9\) must not exceed n_max \(4, which is N_max\)"):
         make_policy("allocation", AdaptiveConfig(n_min=9, n_max=4))
+    with pytest.raises(ValueError, match="n_min must be at least 1, got 0"):
+        AdaptiveConfig(n_min=0)
+    with pytest.raises(ValueError, match="mapping must be one of linear, threshold, exponential, got 'cubic'"):
+        AdaptiveConfig(mapping="cubic")
+    with pytest.raises(ValueError, match="patience must be a whole number, got 1.5"):
+        AdaptiveConfig(patience=1.5)
     assert make_policy("uniform", AdaptiveConfig(n_min=9, n_max=4)) == UniformDDIM(4)  # uniform ignores n_min
 
 
@@ -165,10 +171,12 @@ def save_rgb(path: Path, h: int = 8, w: int = 8) -> Path:
 
 @pytest.fixture
 def fake_upscaler(monkeypatch):
-    """upscale_tensor → bicubic ×4 (records the policy it was given); load_pretrained → a tiny random model."""
+    """upscale_tensor → bicubic ×4, recording what the CLI passed and the policy the library builds from it
+    (:func:`adasr.upscaling.resolve_policy` with a tiny random model, scale 2)."""
     import adasr.upscaling as up
 
     calls: list[dict] = []
+    model = tiny(scale=2.0)
 
     class Report:
         steps, tile_evaluations, tiles = 0, 0, 1
@@ -176,12 +184,13 @@ def fake_upscaler(monkeypatch):
         def to_dict(self):
             return {"steps": 0, "tile_evaluations": 0, "tiles": 1, "policy": "stand-in"}
 
-    def fake(x, *, policy=None, steps=10, model=None, **kw):
-        calls.append(dict(policy=policy, steps=steps, model=model))
+    def fake(x, **kw):
+        built = up.resolve_policy(kw["policy"], model, steps=kw["steps"], adaptive=kw.get("adaptive"),
+                                  tile=kw["tile"], overlap=kw["overlap"])
+        calls.append({**kw, "built": built})
         return upscale_bicubic(x), Report(), None
 
     monkeypatch.setattr(up, "upscale_tensor", fake)
-    monkeypatch.setattr(up, "load_pretrained", lambda *a, **k: tiny(scale=2.0))
     return calls
 
 
@@ -224,7 +233,8 @@ def test_n_min_may_exceed_steps_for_policies_without_allocation(capsys, tmp_path
     src = save_rgb(tmp_path / "in.png")
     code, _, err = run_main(capsys, "upscale", src, "-o", tmp_path / "out.png", "--steps", "2", "--n-min", "3", "-q")
     assert code == 0, err
-    assert fake_upscaler[0]["policy"] is None and fake_upscaler[0]["steps"] == 2  # uniform: the default policy
+    (call,) = fake_upscaler
+    assert call["policy"] == "uniform" and call["steps"] == 2 and call["built"] == UniformDDIM(2)
 
 
 def test_early_exit_with_few_steps(capsys, tmp_path, fake_upscaler):
@@ -232,9 +242,10 @@ def test_early_exit_with_few_steps(capsys, tmp_path, fake_upscaler):
     code, _, err = run_main(capsys, "upscale", src, "-o", tmp_path / "out.png", "--policy", "early-exit",
                             "--steps", "2", "-q")
     assert code == 0, err
+    assert fake_upscaler[0]["built"].steps == 2
 
 
-def test_cli_builds_the_adasr_policy_from_its_options(capsys, tmp_path, fake_upscaler):
+def test_cli_passes_names_and_configs_and_the_library_builds_the_policy(capsys, tmp_path, fake_upscaler):
     src = save_rgb(tmp_path / "in.png")
     code, _, err = run_main(capsys, "upscale", src, "-o", tmp_path / "out.png", "--policy", "adasr", "--steps", "12",
                             "--n-min", "2", "--complexity", "sobel", "--normalize", "image", "--mapping",
@@ -242,16 +253,27 @@ def test_cli_builds_the_adasr_policy_from_its_options(capsys, tmp_path, fake_ups
                             "--overlap", "4", "-q", "--report", tmp_path / "r.json")
     assert code == 0, err
     (call,) = fake_upscaler
-    p = call["policy"]
+    assert (call["policy"], call["model"], call["quant"], call["steps"]) == ("adasr", "sr_x4", "none", 12)
+    assert call["adaptive"] == AdaptiveConfig(n_max=12, n_min=2, estimator="sobel", mapping="exponential",
+                                              normalize="image", epsilon=0.01, patience=3, warmup=5)
+    p = call["built"]
     assert isinstance(p, EarlyExit) and p.name == "adasr" and p.mode == "tile"
     assert p.rule == EarlyExitRule(0.01, 3, 5) and p.value_range == pytest.approx(4.0)  # 2·s, s = 2
     b = p.base
     assert isinstance(b, StepAllocation)
     assert (b.n_min, b.n_max, b.estimator, b.normalize, b.mapping) == (2, 12, "sobel", "image", "exponential")
-    assert call["model"] is not None
-    r = json.loads((tmp_path / "r.json").read_text())
-    assert r["adaptive"] == AdaptiveConfig(n_max=12, n_min=2, estimator="sobel", mapping="exponential",
-                                           normalize="image", epsilon=0.01, patience=3, warmup=5).to_dict()
+
+
+def test_cli_defaults_come_from_the_configs(capsys, tmp_path, fake_upscaler):
+    """Options left out reach the library as the dataclass defaults (one home for each default)."""
+    from adasr.config import UpscaleConfig
+
+    src = save_rgb(tmp_path / "in.png")
+    code, _, err = run_main(capsys, "upscale", src, "-o", tmp_path / "out.png", "-q")
+    assert code == 0, err
+    (call,) = fake_upscaler
+    assert call["adaptive"] == AdaptiveConfig(n_max=UpscaleConfig().steps)
+    assert {k: call[k] for k in UpscaleConfig().to_dict()} == UpscaleConfig().to_dict()
 
 
 def test_cli_allocation_calibrates_by_default(capsys, tmp_path, fake_upscaler, two_images):
@@ -259,7 +281,7 @@ def test_cli_allocation_calibrates_by_default(capsys, tmp_path, fake_upscaler, t
     code, _, err = run_main(capsys, "upscale", src, "-o", tmp_path / "out.png", "--policy", "allocation",
                             "--steps", "6", "--tile", "16", "--overlap", "4", "-q")
     assert code == 0, err
-    p = fake_upscaler[0]["policy"]
+    p = fake_upscaler[0]["built"]
     assert isinstance(p, StepAllocation) and p.normalize == "calibrated" and p.calibration is not None
     assert p.calibration.count == 13 and two_images[1]  # the (monkeypatched) calibration set, tiled 16/4
 
@@ -281,4 +303,8 @@ def test_cli_adasr_real_sampling_with_tiny_model(capsys, tmp_path, monkeypatch):
     assert len(steps) == r["tiles"] == 9 and r["policy"] == "adasr" and r["steps"] == 6
     assert all(1 <= s <= 3 for s in steps)  # ε huge: every tile stops at T_min = 3 or at its budget if smaller
     assert r["tile_evaluations"] == sum(steps) and r["mean_steps_per_tile"] == pytest.approx(sum(steps) / 9)
+    assert r["adaptive"] == AdaptiveConfig(n_max=6, n_min=2, normalize="image", epsilon=1e9, warmup=3,
+                                           patience=1).to_dict()
+    assert r["evaluations_by_mode"] == {"full": sum(steps)} and r["macs_by_mode"] == {"full": r["macs"]}
+    assert (r["model"], r["quant"], r["fab"]) == ("sr_x4", "none", None)
     assert out.startswith(f"wrote {tmp_path / 'out.png'}") and f"of 6 steps per tile" in out

@@ -102,8 +102,22 @@ def test_upscale_help(capsys):
     code, out, _ = run_main(capsys, "upscale", "-h")
     assert code == 0
     for opt in ("-o OUT", "--steps", "--seed", "--device", "--precision", "--tile", "--overlap", "--report",
-                "--compare", "--quiet"):
+                "--compare", "--quiet", "--model {sr_x4,edsr_x4}", "--quant {none,int8,adabm}", "--eta"):
         assert opt in out
+    assert "N, the most denoising steps any tile takes" in out and "(default: 10)" in out
+
+
+def test_version_and_help_do_not_import_torch(tmp_path):
+    """``adasr --version`` and ``-h`` (also ``upscale -h``, whose options come from the config dataclasses) stay
+    fast: nothing imports torch."""
+    code = ("import contextlib, io, sys\n"
+            "from adasr import cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    codes = [cli.main(a) for a in (['--version'], ['-h'], ['upscale', '-h'])]\n"
+            "print(codes, 'torch' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[0, 0, 0] False"
 
 
 def test_no_command(capsys):
@@ -117,6 +131,17 @@ def test_no_command(capsys):
     (["--tile", "4"], "must be at least 8"),
     (["--tile", "32", "--overlap", "32"], "--overlap (32) must be smaller than --tile (32)"),
     (["--precision", "fp16"], "invalid choice: 'fp16'"),
+    (["--eta", "-1"], "--eta must be at least 0.0, got -1.0"),
+    (["--model", "edsr"], "invalid choice: 'edsr'"),
+    (["--quant", "int8"], "--quant int8 is not available for sr_x4 (real int8 kernels exist for EDSR's plain "
+                          "convolutions only); it supports --quant none, adabm"),
+    (["--quant", "adabm", "--precision", "bf16"],
+     "--precision bf16 is for the float diffusion model; sr_x4 with --quant adabm runs in fp32"),
+    (["--model", "edsr_x4", "--precision", "bf16"], "--precision bf16 is for the float diffusion model; edsr_x4"),
+    (["--model", "edsr_x4", "--steps", "5"], "adasr: error: --steps applies to the diffusion model only "
+                                             "(--model sr_x4); edsr_x4 is a regression CNN, one forward pass\n"),
+    (["--model", "edsr_x4", "--quant", "int8", "--seed", "1", "--policy", "adasr", "--epsilon", "0.1"],
+     "--seed, --policy, --epsilon apply to the diffusion model only"),
 ])
 def test_bad_options(capsys, tmp_path, fake_upscaler, args, message):
     src = save(tmp_path / "in.png", rgb8())
@@ -345,6 +370,35 @@ def test_quiet(capsys, tmp_path, fake_upscaler):
     assert fake_upscaler[0]["progress"] is False
 
 
+def test_edsr_gets_only_the_options_it_uses(capsys, tmp_path, monkeypatch):
+    """--model edsr_x4: the library gets the model, the quantization, device and precision, no diffusion option."""
+    import adasr.upscaling as up
+
+    seen = []
+    monkeypatch.setattr(up, "upscale_tensor",
+                        lambda x, **kw: seen.append(kw) or (upscale_bicubic(x), FakeReport(1), None))
+    src = save(tmp_path / "in.png", rgb8())
+    code, out, err = run_main(capsys, "upscale", src, "-o", tmp_path / "out.png", "--model", "edsr_x4", "--quant",
+                              "int8", "--device", "cpu")
+    assert code == 0, err
+    assert seen == [dict(model="edsr_x4", quant="int8", device="cpu", precision="auto", progress=True)]
+    assert out.startswith(f"wrote {tmp_path / 'out.png'} (32×32 RGB, edsr_x4 int8, one forward pass, ")
+
+
+def test_shipped_edsr_int8_with_report(capsys, tmp_path):
+    """The real int8 EDSR (calibrated on the training photos, seconds): the report names model and quantization."""
+    src = save(tmp_path / "in.png", rgb8(16, 16))
+    code, out, err = run_main(capsys, "upscale", src, "-o", tmp_path / "out.png", "--model", "edsr_x4", "--quant",
+                              "int8", "--report", tmp_path / "r.json", "-q")
+    assert code == 0, err
+    assert Image.open(tmp_path / "out.png").size == (64, 64)
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert (r["model"], r["quant"], r["fab"], r["policy"], r["steps"], r["seed"]) == ("edsr_x4", "int8", None, "none",
+                                                                                       1, None)
+    assert r["quantization"]["method"] == "int8" and r["quantization"]["seconds"] > 0
+    assert r["macs"] > 0 and r["macs_by_mode"] == {"full": r["macs"]} and r["evaluations_by_mode"] == {"full": 1}
+
+
 def test_gray_roundtrip(capsys, tmp_path, fake_upscaler):
     src = save(tmp_path / "gray.png", RNG.integers(0, 256, (8, 10), dtype=np.uint8))
     code, _, err = run_main(capsys, "upscale", src, "-o", tmp_path / "out.png", "-q")
@@ -422,7 +476,7 @@ def test_train_help_and_usage_error(capsys):
 
 
 def test_bench_delegates(capsys, monkeypatch):
-    import adasr.bench as bench
+    import adasr.benchmarks as bench
 
     seen = []
     monkeypatch.setattr(bench, "main", lambda argv=None: seen.append(argv) or 0)

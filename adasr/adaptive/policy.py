@@ -4,39 +4,21 @@
 * ``allocation`` — AdaSR's per-tile budgets N_p ∈ [N_min, N_max] from patch complexity;
 * ``early-exit`` — uniform N_max schedules, each tile stopped by the Δx̂0 rule (or the whole image: ``exit_mode``);
 * ``adasr``      — both: per-tile budgets, then the Δx̂0 rule within each tile's schedule.
+
+Their knobs are :class:`~adasr.config.AdaptiveConfig` (defined, torch-free, in :mod:`adasr.config` with the other
+configs, so the CLI reads its options without importing torch; re-exported here). In every policy N_max is the
+budget of the busiest tile: what ``steps`` / ``--steps`` means.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-
+from ..config import POLICIES, AdaptiveConfig
 from ..sampling.policies import Policy, UniformDDIM
-from .allocation import Mapping, StepAllocation
-from .complexity import Calibration, Normalization
-from .early_exit import EarlyExit, EarlyExitRule, ExitMode
+from .allocation import StepAllocation
+from .complexity import Calibration
+from .early_exit import EarlyExit, EarlyExitRule
 
-POLICIES: tuple[str, ...] = ("uniform", "allocation", "early-exit", "adasr")
-
-
-@dataclass(frozen=True)
-class AdaptiveConfig:
-    """Every knob of the adaptive policies, with the defaults used by the CLI and the benchmark."""
-
-    n_max: int = 20
-    n_min: int = 3
-    estimator: str = "gradient"
-    mapping: Mapping = "linear"
-    normalize: Normalization = "calibrated"
-    epsilon: float = 0.002
-    patience: int = 2
-    warmup: int = 4
-    exit_mode: ExitMode = "tile"
-
-    def with_(self, **changes) -> "AdaptiveConfig":
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["POLICIES", "AdaptiveConfig", "make_policy", "policy_for_model"]
 
 
 def make_policy(kind: str, config: AdaptiveConfig | None = None, *, calibration: Calibration | None = None,
@@ -44,13 +26,14 @@ def make_policy(kind: str, config: AdaptiveConfig | None = None, *, calibration:
     """The policy ``kind`` (one of :data:`POLICIES`) configured by ``config``.
 
     ``value_range`` is the range R of the diffused variable used to normalise Δ (2·s for a residual model with
-    scale s); ``calibration`` is needed when ``config.normalize == 'calibrated'``.
+    scale s); ``calibration`` is needed when ``config.normalize == 'calibrated'``. Raises
+    :class:`~adasr.config.ConfigError` (a ValueError) when ``config`` cannot drive ``kind``
+    (:meth:`AdaptiveConfig.check`).
     """
     c = config or AdaptiveConfig()
+    c.check(kind)
     if kind == "uniform":
         return UniformDDIM(c.n_max)
-    if kind not in POLICIES:
-        raise ValueError(f"unknown policy {kind!r}; choose from {', '.join(POLICIES)}")
     rule = EarlyExitRule(c.epsilon, c.patience, c.warmup)
     if kind == "early-exit":  # N_min and the estimator play no part
         return EarlyExit(UniformDDIM(c.n_max), rule, c.exit_mode, value_range)
@@ -58,11 +41,7 @@ def make_policy(kind: str, config: AdaptiveConfig | None = None, *, calibration:
                            estimator_fn=estimator_fn)
     if kind == "allocation":
         return alloc
-    if kind == "adasr":
-        if c.exit_mode != "tile":
-            raise ValueError("the 'adasr' policy stops tiles one by one (exit_mode='tile'): tiles have their own budgets")
-        return EarlyExit(alloc, rule, "tile", value_range, name="adasr")
-    raise ValueError(f"unknown policy {kind!r}; choose from {', '.join(POLICIES)}")
+    return EarlyExit(alloc, rule, "tile", value_range, name="adasr")
 
 
 def policy_for_model(kind: str, config: AdaptiveConfig | None, model, *, tile: int, overlap: int,
@@ -73,6 +52,7 @@ def policy_for_model(kind: str, config: AdaptiveConfig | None, model, *, tile: i
     from .complexity import default_calibration, make_estimator
 
     c = config or AdaptiveConfig()
+    c.check(kind)  # before the (slow) calibration
     s = model.config.residual_scale if model.config.residual else 1.0
     fn = None
     if kind in ("allocation", "adasr"):

@@ -1,0 +1,273 @@
+"""The configurations of :func:`adasr.upscale` and ``adasr upscale``: frozen dataclasses, torch-free.
+
+* :class:`UpscaleConfig` — what runs and how: the model and its quantization, the step budget N, the seed, DDIM's η,
+  device, precision, tiling and the sampling policy's name;
+* :class:`AdaptiveConfig` — the knobs of the adaptive policies (re-exported by :mod:`adasr.adaptive.policy`).
+
+Each field's ``metadata`` is its command-line form: ``help`` (a field without it has no option), and where needed
+``flag`` (default ``--name-with-dashes``), ``choices``, ``min`` (the smallest value), ``positive`` (> 0),
+``metavar``, ``group`` (the help section) and ``diffusion`` (True: only a diffusion model uses it).
+:func:`add_config_arguments` builds argparse options from them and :func:`given_values` reads them back, so a
+default, its allowed values and its help are written once, here; the checks of :meth:`UpscaleConfig.__post_init__`
+and :meth:`AdaptiveConfig.check` raise :class:`ConfigError`, which names the arguments as the library does
+(``overlap``) or, rendered by the CLI, by their flags (``--overlap``).
+
+Nothing heavy is imported: ``adasr -h`` reads these classes without importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import numbers
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
+from typing import Any, Callable
+
+from .defaults import DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_STEPS, DEFAULT_TILE
+
+#: The sampling policies of ``policy=`` / ``--policy`` (built by :func:`adasr.adaptive.policy.make_policy`).
+POLICIES: tuple[str, ...] = ("uniform", "allocation", "early-exit", "adasr")
+#: The shipped SR networks of ``model=`` / ``--model`` and their kind: ``diffusion`` (sampled, tiled, policies) or
+#: ``regression`` (one forward pass of a CNN).
+MODELS: dict[str, str] = {"sr_x4": "diffusion", "edsr_x4": "regression"}
+#: ``quant=`` / ``--quant``: float, real int8 kernels, AdaBM's adaptive bit mapping (fake quantization).
+QUANT: tuple[str, ...] = ("none", "int8", "adabm")
+#: Which quantizations each kind of model supports.
+QUANT_SUPPORT: dict[str, tuple[str, ...]] = {"diffusion": ("none", "adabm"), "regression": QUANT}
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+
+
+class ConfigError(ValueError):
+    """A bad configuration value. ``template`` holds ``{field}`` placeholders for the arguments it names: ``str()``
+    names them as the library does (``overlap``), :meth:`render` as a caller wants (the CLI: ``--overlap``)."""
+
+    def __init__(self, template: str, **names: str) -> None:
+        self.template, self.names = template, names
+        super().__init__(self.render(lambda n: n))
+
+    def render(self, name: Callable[[str], str]) -> str:
+        """The message with every named argument written as ``name(field)``."""
+        return self.template.format(**{k: name(v) for k, v in self.names.items()})
+
+
+def _lit(value: Any) -> str:
+    """``str(value)`` safe to put into a :class:`ConfigError` template."""
+    return str(value).replace("{", "{{").replace("}", "}}")
+
+
+def _option(help: str, **extra: Any) -> dict[str, Any]:
+    return {"help": help, **extra}
+
+
+def _check_fields(config: Any) -> None:
+    """Type, ``choices``, ``min`` and ``positive`` of every field of a config dataclass (from its metadata)."""
+    for f in fields(config):
+        value, meta = getattr(config, f.name), f.metadata
+        kind = type(f.default) if f.default is not MISSING else None
+        if kind is int and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            raise ConfigError(f"{{f}} must be a whole number, got {_lit(repr(value))}", f=f.name)
+        if kind is float and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                              or not math.isfinite(value)):
+            raise ConfigError(f"{{f}} must be a finite number, got {_lit(repr(value))}", f=f.name)
+        if "choices" in meta and value not in meta["choices"]:
+            raise ConfigError(f"{{f}} must be one of {_lit(', '.join(meta['choices']))}, got {_lit(repr(value))}",
+                              f=f.name)
+        if "min" in meta and value < meta["min"]:
+            raise ConfigError(f"{{f}} must be at least {meta['min']}, got {_lit(value)}", f=f.name)
+        if meta.get("positive") and not value > 0:
+            raise ConfigError(f"{{f}} must be positive, got {_lit(value)}", f=f.name)
+
+
+def check_model_options(kind: str, model: str, quant: str, precision: str) -> None:
+    """The combinations :func:`adasr.upscale_tensor` refuses: a quantization the model does not support, and bf16
+    for anything but the float diffusion model (EDSR and every quantized model run in fp32)."""
+    if quant not in QUANT_SUPPORT[kind]:
+        have = ", ".join(QUANT_SUPPORT[kind])
+        why = " (real int8 kernels exist for EDSR's plain convolutions only)" if quant == "int8" else ""
+        raise ConfigError(f"{{quant}} {_lit(quant)} is not available for {_lit(model)}{why}; it supports {{quant}} "
+                          f"{_lit(have)}", quant="quant")
+    if precision == "bf16" and (kind != "diffusion" or quant != "none"):
+        what = f"{model} with {{quant}} {quant}" if quant != "none" else model
+        raise ConfigError(f"{{precision}} bf16 is for the float diffusion model; {what} runs in fp32 "
+                          "(use {precision} auto or fp32)", precision="precision", quant="quant")
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpscaleConfig:
+    """How :func:`adasr.upscale_tensor` runs (``adasr upscale``'s options; module docstring for ``metadata``).
+
+    ``steps`` is N, the most denoising steps any tile takes, for every policy: uniform DDIM's step count, N_max of
+    ``allocation`` / ``early-exit`` / ``adasr``. Fields marked ``diffusion`` do not apply to a regression model
+    (``edsr_x4``: one forward pass of a CNN), which refuses them.
+    """
+
+    model: str = field(default=DEFAULT_MODEL, metadata=_option(
+        "sr_x4: the diffusion model; edsr_x4: the EDSR regression CNN, one forward pass (it refuses the diffusion "
+        "options --steps, --seed, --eta, --tile, --overlap, --policy and the adaptive ones)", choices=tuple(MODELS)))
+    quant: str = field(default="none", metadata=_option(
+        "int8: real int8 kernels (edsr_x4, on the CPU; calibrated on 64 LR patches of the training photos first, "
+        "about 3 s); adabm: AdaBM's adaptive bit mapping, fake quantization (it measures accuracy, not speed), "
+        "calibrated on the training photos first: edsr_x4 W4 b_base 4, one bit per 32-px LR patch (about 4 s); "
+        "sr_x4 W8 b_base 6, one bit per tile, at the sampler's own timesteps (about 5 s)", choices=QUANT))
+    steps: int = field(default=DEFAULT_STEPS, metadata=_option(
+        "N, the most denoising steps any tile takes: uniform DDIM's step count, N_max of the adaptive policies",
+        min=1, metavar="N", diffusion=True))
+    seed: int = field(default=0, metadata=_option(
+        "seed of the initial noise; equal seeds give equal outputs", metavar="S", diffusion=True))
+    eta: float = field(default=0.0, metadata=_option(
+        "DDIM's η: 0 is deterministic DDIM, 1 adds DDPM's noise at every step", min=0.0, diffusion=True))
+    device: str = field(default="auto", metadata=_option("cpu, cuda, cuda:N or auto"))
+    precision: str = field(default="auto", metadata=_option(
+        "auto uses bf16 where the hardware is fast at it (EDSR and quantized models run fp32)", choices=PRECISIONS))
+    tile: int = field(default=DEFAULT_TILE, metadata=_option(
+        "tile size in output pixels; smaller uses less memory", min=8, metavar="PX", diffusion=True))
+    overlap: int = field(default=DEFAULT_OVERLAP, metadata=_option(
+        "overlap between neighbouring tiles in output pixels", min=0, metavar="PX", diffusion=True))
+    policy: str = field(default="uniform", metadata=_option(
+        "uniform DDIM; per-tile step allocation from patch complexity; Δx̂0 early exit; adasr = both",
+        choices=POLICIES, group="adaptive", diffusion=True))
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        if self.overlap >= self.tile:
+            raise ConfigError(f"{{overlap}} ({self.overlap}) must be smaller than {{tile}} ({self.tile})",
+                              overlap="overlap", tile="tile")
+        check_model_options(self.kind, self.model, self.quant, self.precision)
+
+    @property
+    def kind(self) -> str:
+        """``diffusion`` or ``regression`` (:data:`MODELS`)."""
+        return MODELS[self.model]
+
+    def with_(self, **changes: Any) -> "UpscaleConfig":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def upscale_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`adasr.upscale_tensor` for this config: every field that applies to the
+        model's kind (a regression model gets no diffusion-only ones)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if self.kind == "diffusion" or not f.metadata.get("diffusion")}
+
+
+#: Fields of :class:`UpscaleConfig` that only a diffusion model uses.
+DIFFUSION_ONLY: tuple[str, ...] = tuple(f.name for f in fields(UpscaleConfig) if f.metadata.get("diffusion"))
+
+
+@dataclass(frozen=True)
+class AdaptiveConfig:
+    """Every knob of the adaptive policies, with the defaults used by the CLI and the benchmark.
+
+    ``n_max`` is N_max; :func:`adasr.upscale_tensor` replaces it by its ``steps``. Field checks (types, choices,
+    n_min ≥ 1, ε > 0, P ≥ 1, T_min ≥ 1) run on construction; the checks that depend on the policy (N_min ≤ N_max
+    for allocation, per-tile exit for adasr) in :meth:`check`.
+    """
+
+    n_max: int = field(default=20, metadata={"min": 1})  # no option: ``--steps`` is N_max
+    n_min: int = field(default=3, metadata=_option("N_min, the fewest steps a tile gets", min=1, metavar="N",
+                                                                 diffusion=True))
+    estimator: str = field(default="gradient", metadata=_option(
+        "patch-complexity estimator for allocation", flag="--complexity", diffusion=True,
+        choices=("gradient", "sobel", "variance", "fft", "uncertainty", "learned")))
+    mapping: str = field(default="linear", metadata=_option(
+        "complexity → steps; linear: N_p = N_min + (N_max − N_min)·C_p", diffusion=True,
+        choices=("linear", "threshold", "exponential")))
+    normalize: str = field(default="calibrated", metadata=_option(
+        "how complexity is scaled to [0, 1]: calibrated on the training photos, per image, or over the image's "
+        "patches", diffusion=True, choices=("image", "patches", "calibrated")))
+    epsilon: float = field(default=0.002, metadata=_option("ε of the Δx̂0 early-exit rule", positive=True,
+                                                            metavar="EPS", diffusion=True))
+    patience: int = field(default=2, metadata=_option("P of the early-exit rule", min=1, metavar="P", diffusion=True))
+    warmup: int = field(default=4, metadata=_option("T_min of the early-exit rule", min=1, metavar="T",
+                                                          diffusion=True))
+    exit_mode: str = field(default="tile", metadata=_option(
+        "stop tiles one by one or the whole image at once", diffusion=True, choices=("tile", "global")))
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+
+    def check(self, policy: str) -> None:
+        """Raise :class:`ConfigError` if this config cannot drive ``policy`` (one of :data:`POLICIES`)."""
+        if policy not in POLICIES:
+            raise ConfigError(f"unknown {{policy}} {_lit(repr(policy))}; choose from {_lit(', '.join(POLICIES))}",
+                              policy="policy")
+        if policy in ("allocation", "adasr") and self.n_min > self.n_max:
+            raise ConfigError(f"{{n_min}} ({self.n_min}) must not exceed {{n_max}} ({self.n_max}, which is N_max)",
+                              n_min="n_min", n_max="n_max")
+        if policy == "adasr" and self.exit_mode != "tile":
+            raise ConfigError("{policy} adasr stops tiles one by one; use {exit_mode} tile (or {policy} early-exit)",
+                              policy="policy", exit_mode="exit_mode")
+
+    def with_(self, **changes: Any) -> "AdaptiveConfig":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------------------- argparse from metadata
+def flag_of(f: Field) -> str:
+    """The option of a config field: ``metadata['flag']`` or ``--`` + its name with dashes."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def option_fields(cls: type) -> list[Field]:
+    """The fields of ``cls`` that have an option (those with ``help``)."""
+    return [f for f in fields(cls) if "help" in f.metadata]
+
+
+def _int_at_least(lo: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"must be at least {lo}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {lo}"
+    return parse
+
+
+def _parser_type(f: Field) -> Callable[[str], Any] | None:
+    kind = type(f.default)
+    if kind is int:
+        return _int_at_least(f.metadata["min"]) if "min" in f.metadata else int
+    if kind is float:
+        return float  # ranges are checked by the config (so the message names the flag, not "argument --x")
+    return None
+
+
+def add_config_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, *,
+                         group: str | None = None) -> None:
+    """Add an option for every field of ``cls`` with ``help`` whose ``metadata['group']`` is ``group``.
+
+    Options default to ``None`` (so :func:`given_values` tells what was given); the help shows the dataclass
+    default. Whole numbers with ``min`` are checked by argparse ("must be at least …"), choices too."""
+    for f in option_fields(cls):
+        if f.metadata.get("group") != group:
+            continue
+        meta = f.metadata
+        kw: dict[str, Any] = {"dest": f.name, "default": None,
+                              "help": f"{meta['help']} (default: {f.default})".replace("%", "%%")}
+        if "choices" in meta:
+            kw["choices"] = meta["choices"]
+        if _parser_type(f) is not None:
+            kw["type"] = _parser_type(f)
+        if "metavar" in meta:
+            kw["metavar"] = meta["metavar"]
+        parser.add_argument(flag_of(f), **kw)
+
+
+def given_values(cls: type, namespace: argparse.Namespace) -> dict[str, Any]:
+    """{field: value} of the options of ``cls`` given on the command line (those not left at ``None``)."""
+    return {f.name: getattr(namespace, f.name) for f in option_fields(cls)
+            if getattr(namespace, f.name, None) is not None}
+
+
+__all__ = ["DIFFUSION_ONLY", "MODELS", "POLICIES", "PRECISIONS", "QUANT", "QUANT_SUPPORT", "AdaptiveConfig",
+           "ConfigError", "UpscaleConfig", "add_config_arguments", "check_model_options", "flag_of", "given_values",
+           "option_fields"]
