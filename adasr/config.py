@@ -156,6 +156,13 @@ class UpscaleConfig:
 DIFFUSION_ONLY: tuple[str, ...] = tuple(f.name for f in fields(UpscaleConfig) if f.metadata.get("diffusion"))
 
 
+#: names of the adaptive choices (torch-free, so the CLI can list them): the one home of each tuple
+ESTIMATORS: tuple[str, ...] = ("gradient", "sobel", "variance", "fft", "uncertainty", "learned")
+MAPPINGS: tuple[str, ...] = ("linear", "threshold", "exponential")
+NORMALIZATIONS: tuple[str, ...] = ("image", "patches", "calibrated")
+EXIT_MODES: tuple[str, ...] = ("tile", "global")
+
+
 @dataclass(frozen=True)
 class AdaptiveConfig:
     """Every knob of the adaptive policies, with the defaults used by the CLI and the benchmark.
@@ -170,20 +177,20 @@ class AdaptiveConfig:
                                                                  diffusion=True))
     estimator: str = field(default="gradient", metadata=_option(
         "patch-complexity estimator for allocation", flag="--complexity", diffusion=True,
-        choices=("gradient", "sobel", "variance", "fft", "uncertainty", "learned")))
+        choices=ESTIMATORS))
     mapping: str = field(default="linear", metadata=_option(
         "complexity → steps; linear: N_p = N_min + (N_max − N_min)·C_p", diffusion=True,
-        choices=("linear", "threshold", "exponential")))
+        choices=MAPPINGS))
     normalize: str = field(default="calibrated", metadata=_option(
         "how complexity is scaled to [0, 1]: calibrated on the training photos, per image, or over the image's "
-        "patches", diffusion=True, choices=("image", "patches", "calibrated")))
+        "patches", diffusion=True, choices=NORMALIZATIONS))
     epsilon: float = field(default=0.002, metadata=_option("ε of the Δx̂0 early-exit rule", positive=True,
                                                             metavar="EPS", diffusion=True))
     patience: int = field(default=2, metadata=_option("P of the early-exit rule", min=1, metavar="P", diffusion=True))
     warmup: int = field(default=4, metadata=_option("T_min of the early-exit rule", min=1, metavar="T",
                                                           diffusion=True))
     exit_mode: str = field(default="tile", metadata=_option(
-        "stop tiles one by one or the whole image at once", diffusion=True, choices=("tile", "global")))
+        "stop tiles one by one or the whole image at once", diffusion=True, choices=EXIT_MODES))
 
     def __post_init__(self) -> None:
         _check_fields(self)

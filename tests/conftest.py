@@ -28,14 +28,14 @@ def make_tiny_model() -> Callable[..., SRDiffusion]:
     """``make_tiny_model(tile=None, **config)`` → a seeded tiny :class:`SRDiffusion` in eval mode.
 
     With ``tile``, the sampler's MAC count for (tile, tile) tiles is pre-filled (it costs a real forward pass and
-    is tested in test_sampler.py); ``config`` overrides :class:`SRDiffusionConfig` fields (residual, scale…).
+    is tested in test_sampler.py and test_denoiser.py); ``config`` overrides :class:`SRDiffusionConfig` fields (residual, scale…).
     """
 
     def make(tile: int | None = None, **config) -> SRDiffusion:
         torch.manual_seed(0)
         m = SRDiffusion(SRDiffusionConfig(unet=TINY_UNET, **config)).eval()
         if tile is not None:
-            m.__dict__["_macs_per_tile"] = {(tile, tile): 1}
+            m.unet.__dict__["_macs_per_mode"] = {((tile, tile), "full"): 1}  # Denoiser.macs's table
         return m
 
     return make

@@ -192,7 +192,7 @@ def test_config_choices_match_the_library():
 
     meta = {f: A.__dataclass_fields__[f].metadata["choices"] for f in ("estimator", "mapping", "normalize",
                                                                         "exit_mode")}
-    assert meta["estimator"] == complexity.ESTIMATORS and meta["mapping"] == allocation.MAPPINGS
+    assert meta["estimator"] is complexity.ESTIMATORS and meta["mapping"] is allocation.MAPPINGS  # one home: adasr.config
     assert meta["normalize"] == complexity.NORMALIZATIONS == get_args(complexity.Normalization)
     assert meta["exit_mode"] == get_args(early_exit.ExitMode)
     assert {name: "regression" if entry(name)["config"].get("arch") == "edsr" else "diffusion"

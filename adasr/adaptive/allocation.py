@@ -18,13 +18,13 @@ from typing import Literal
 
 import torch
 
+from ..config import MAPPINGS
 from ..diffusion.timesteps import spaced_timesteps
 from ..sampling.policies import Policy
 from ..sampling.tiles import TileGrid
 from .complexity import ESTIMATORS, Calibration, Estimator, Normalization, make_estimator, tile_complexity
 
 Mapping = Literal["linear", "threshold", "exponential"]
-MAPPINGS: tuple[str, ...] = ("linear", "threshold", "exponential")
 
 
 def allocate_steps(

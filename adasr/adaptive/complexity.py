@@ -42,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import ESTIMATORS, NORMALIZATIONS
 from ..diffusion.objectives import predict_x0, q_sample
 from ..sampling.tiles import TileGrid
 from .gradient import check_rgb, gradient_map, gray
@@ -50,9 +51,7 @@ from .learned import ComplexityNet, load_complexity_net, spearman
 if TYPE_CHECKING:  # pragma: no cover
     from ..srmodel import SRDiffusion
 
-ESTIMATORS: tuple[str, ...] = ("gradient", "sobel", "variance", "fft", "uncertainty", "learned")
 Normalization = Literal["image", "patches", "calibrated"]
-NORMALIZATIONS: tuple[str, ...] = ("image", "patches", "calibrated")
 Estimator = Callable[[torch.Tensor], torch.Tensor]
 
 

@@ -31,6 +31,7 @@ from typing import Any, Literal, Sequence
 
 import torch
 
+from ..config import EXIT_MODES
 from ..sampling.policies import STOP, Decision, Policy, TileState, UniformDDIM
 
 ExitMode = Literal["tile", "global"]
@@ -92,7 +93,7 @@ def stop_steps(histories: Sequence[Sequence[float]], rule: EarlyExitRule, n_step
     stop step per tile: what the policy would report as each tile's ``evaluations``; the tile's result is its x̂0
     after that step.
     """
-    if mode not in ("tile", "global"):
+    if mode not in EXIT_MODES:
         raise ValueError(f"mode must be 'tile' or 'global', got {mode!r}")
     if any(len(h) < n_steps - 1 for h in histories):
         raise ValueError(f"every history needs {n_steps - 1} Δ values for an {n_steps}-step schedule")
@@ -122,7 +123,7 @@ class EarlyExit(Policy):
     _deltas: list[list[float]] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.mode not in ("tile", "global"):
+        if self.mode not in EXIT_MODES:
             raise ValueError(f"mode must be 'tile' or 'global', got {self.mode!r}")
         if not self.value_range > 0:
             raise ValueError(f"value_range must be positive, got {self.value_range}")
