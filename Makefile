@@ -41,9 +41,13 @@ notebooks: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
+## Every benchmark, one after another (adasr.benchmarks; about 20 min on 2 CPU cores): quality and speed print their
+## tables; adaptive and quant also rewrite the committed results (benchmarks/results/*.json, the speed–quality figure).
 bench: $(STAMP)
 	$(BIN)/adasr bench quality
 	$(BIN)/adasr bench speed
+	$(BIN)/adasr bench adaptive --json benchmarks/results/adaptive.json --figure figures/bench_adaptive_curve.png
+	$(BIN)/adasr bench quant --json benchmarks/results/quant.json
 
 clean:
 	rm -rf out .pytest_cache

@@ -1,5 +1,6 @@
-"""adasr.adaptive.bench (comparisons, equal-budget controls, sweep points, text tables, CLI wiring) and
-adasr.viz.adaptive.plot_speed_quality, on fabricated results (nothing is sampled here)."""
+"""adasr.benchmarks.adaptive (comparisons, equal-budget controls, sweep points, text tables, CLI wiring),
+adasr.adaptive.equal_budget.equal_budget and adasr.viz.adaptive.plot_speed_quality, on fabricated results (nothing
+is sampled here, except by the quality test at the end, on a tiny model)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from adasr import bench as top_bench  # noqa: E402
-from adasr import cli  # noqa: E402
-from adasr.adaptive import bench as B  # noqa: E402
+from adasr import benchmarks  # noqa: E402
 from adasr.adaptive.complexity import Calibration, gradient_map  # noqa: E402
+from adasr.adaptive.equal_budget import equal_budget, uniform_at  # noqa: E402
 from adasr.adaptive.policy import POLICIES, AdaptiveConfig, make_policy  # noqa: E402
+from adasr.benchmarks import adaptive as B  # noqa: E402
+from adasr.benchmarks import quality as Q  # noqa: E402
+from adasr.benchmarks.runner import save_curve_figure  # noqa: E402
 from adasr.viz.adaptive import plot_speed_quality  # noqa: E402
 
 
@@ -55,14 +58,34 @@ def test_compare_target_boundaries():
 def test_equal_budget_interpolates_between_uniform_runs():
     lo = arm("uniform N=4", 108, 4.0, 31.0, 0.80, 0.24)
     hi = arm("uniform N=5", 135, 5.0, 30.8, 0.82, 0.22)
-    e = B.equal_budget(lo, hi, 4.25)
+    e = equal_budget(lo, hi, 4.25)
     assert (e["n"], e["n_low"], e["n_high"], e["weight_high"]) == (4.25, 4, 5, pytest.approx(0.25))
     assert e["psnr_y"] == pytest.approx(30.95) and e["lpips"] == pytest.approx(0.235)
     assert e["ssim_y"] == pytest.approx(0.805) and e["seconds"] == pytest.approx(4.25)
     assert e["tile_evaluations"] == 115 and isinstance(e["tile_evaluations"], int)  # round(114.75)
     assert e["mean_steps_per_tile"] == pytest.approx(4.25)
-    same = B.equal_budget(lo, lo, 4.0)  # an integer mean: both ends are the same run
+    same = equal_budget(lo, lo, 4.0)  # an integer mean: both ends are the same run
     assert same["weight_high"] == 0.0 and same["psnr_y"] == 31.0 and same["tile_evaluations"] == 108
+    assert list(e) == ["n", "n_low", "n_high", "weight_high", "tile_evaluations", "seconds", "psnr_y", "ssim_y",
+                       "lpips", "mean_steps_per_tile"]
+
+
+def test_equal_budget_is_the_uniform_curve_interpolation():
+    """One home of the interpolation: equal_budget(lo, hi, m)[k] is uniform_at on the two-point curve, and equals
+    (1 − w)·lo + w·hi with w = (m − N_lo)/(N_hi − N_lo) for every quantity (random runs)."""
+    rng = np.random.default_rng(0)
+    for n in (1, 4, 12):
+        lo, hi = (arm(f"uniform N={k}", 27 * k, *rng.uniform(0.1, 40, 4)) for k in (n, n + 1))
+        for m in rng.uniform(n, n + 1, 5):
+            e = equal_budget(lo, hi, m)
+            w = m - n
+            assert e["weight_high"] == pytest.approx(w)
+            curve = {"steps": [n, n + 1]}
+            for k in ("seconds", "psnr_y", "ssim_y", "lpips", "mean_steps_per_tile"):
+                assert e[k] == pytest.approx((1 - w) * lo[k] + w * hi[k], rel=1e-12)
+                curve[k] = [lo[k], hi[k]]
+                assert e[k] == uniform_at(curve, m, k)
+            assert e["tile_evaluations"] == round((1 - w) * lo["tile_evaluations"] + w * hi["tile_evaluations"])
 
 
 # ------------------------------------------------------------------------------------------------ sweep_configs
@@ -117,8 +140,8 @@ def result(sweep: bool = True, with_moon: bool = True) -> dict:
             "early-exit": arm("early-exit", 138, 6.25, 31.50, 0.83, 0.2440),
             "adasr": arm("adasr", 100, 4.0, 31.60, 0.84, 0.2500)}
     u4, u5, u6 = (arm(f"uniform N={n}", 27 * n, float(n), 31.0 - 0.1 * n, 0.8, 0.26 - 0.01 * n) for n in (4, 5, 6))
-    controls = {"allocation": B.equal_budget(u4, u5, 123 / 27), "early-exit": B.equal_budget(u5, u6, 138 / 27),
-                "adasr": B.equal_budget(u4, u4, 4.0)}
+    controls = {"allocation": equal_budget(u4, u5, 123 / 27), "early-exit": equal_budget(u5, u6, 138 / 27),
+                "adasr": equal_budget(u4, u4, 4.0)}
     comps = {k: B._compare(arms[k], arms["uniform"]) for k in POLICIES[1:]}
     for k in POLICIES[1:]:
         comps[k]["vs_equal_budget"] = {"psnr_gain_db": arms[k]["psnr_y"] - controls[k]["psnr_y"],
@@ -210,13 +233,13 @@ def test_plot_speed_quality_needs_a_sweep():
 
 
 def test_save_curve_figure(tmp_path):
-    B.save_curve_figure(result(), str(tmp_path / "curve.png"))
+    save_curve_figure(result(), str(tmp_path / "curve.png"))
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # ---------------------------------------------------------------------------------------------------------- CLI
 def test_parser_accepts_adaptive_options():
-    p = top_bench.build_parser()
+    p = benchmarks.build_parser()
     a = p.parse_args(["adaptive", "--no-sweep", "--no-moon", "--n-max", "8", "--n-min", "2", "--estimator", "sobel",
                       "--normalize", "image", "--mapping", "threshold", "--epsilon", "0.01", "--patience", "3",
                       "--warmup", "5", "--seed", "2", "--figure", "f.png", "--json", "r.json", "--device", "cpu",
@@ -234,7 +257,8 @@ def test_parser_accepts_adaptive_options():
 
 
 def test_bench_adaptive_cli_wiring(monkeypatch, capsys, tmp_path):
-    """`adasr bench adaptive …` → adaptive(config=…, sweep=…, moon=…), the table printed, JSON and figure written."""
+    """`adasr bench adaptive …` → adaptive(config=…, sweep=…, moon=…), the table printed, JSON and figure written
+    (the figure by the runner, after the benchmark returned its data)."""
     seen = {}
 
     def fake(**kw):
@@ -242,8 +266,9 @@ def test_bench_adaptive_cli_wiring(monkeypatch, capsys, tmp_path):
         return result(sweep=True, with_moon=False)
 
     monkeypatch.setattr(B, "adaptive", fake)
-    code = cli.main(["bench", "adaptive", "--no-moon", "--n-max", "8", "--n-min", "2", "--epsilon", "0.01",
-                     "--json", str(tmp_path / "r.json"), "--figure", str(tmp_path / "fig.png"), "--device", "cpu"])
+    code = benchmarks.main(["adaptive", "--no-moon", "--n-max", "8", "--n-min", "2", "--epsilon", "0.01",
+                            "--json", str(tmp_path / "r.json"), "--figure", str(tmp_path / "fig.png"),
+                            "--device", "cpu"])
     out = capsys.readouterr().out
     assert code == 0
     assert seen["config"] == AdaptiveConfig(n_max=8, n_min=2, epsilon=0.01)
@@ -251,7 +276,7 @@ def test_bench_adaptive_cli_wiring(monkeypatch, capsys, tmp_path):
     assert out.strip() == B.format_adaptive(result(sweep=True, with_moon=False))
     assert json.loads((tmp_path / "r.json").read_text())["arms"]["allocation"]["tile_evaluations"] == 123
     assert (tmp_path / "fig.png").exists()
-    code = cli.main(["bench", "adaptive", "--no-sweep", "--no-moon"])
+    code = benchmarks.main(["adaptive", "--no-sweep", "--no-moon"])
     capsys.readouterr()
     assert code == 0 and (seen["sweep"], seen["moon"]) == (False, False) and seen["config"] == AdaptiveConfig()
 
@@ -263,12 +288,12 @@ def test_quality_keeps_the_images_it_measured(monkeypatch, make_tiny_model, one_
     from adasr.metrics import psnr_y
 
     small = {n: c for n, c in list(heldout_crops(32).items())[:2]}
-    monkeypatch.setattr(top_bench, "heldout_crops", lambda crop: small)
+    monkeypatch.setattr(Q, "heldout_crops", lambda crop: small)
     monkeypatch.setattr(upscaling, "load_pretrained", lambda name=None, device=None: make_tiny_model())
-    q = top_bench.quality(steps=2, tile=16, overlap=4, precision="fp32", keep_images=True)
+    q = Q.quality(steps=2, tile=16, overlap=4, precision="fp32", keep_images=True)
     assert set(q["sr_images"]) == set(small)
     for row in q["images"]:
         img = q["sr_images"][row["image"]]
         assert img.dtype == np.uint8 and img.shape == small[row["image"]].shape
         assert psnr_y(img, small[row["image"]], shave=4) == pytest.approx(row["adasr"]["psnr_y"], abs=1e-9)
-    assert "sr_images" not in top_bench.quality(steps=1, tile=16, overlap=4, precision="fp32")
+    assert "sr_images" not in Q.quality(steps=1, tile=16, overlap=4, precision="fp32")

@@ -1,4 +1,5 @@
-"""``adasr bench quant`` plumbing (the full run is minutes; its parts are checked here on small inputs)."""
+"""``adasr bench quant`` plumbing (the full run is minutes; its parts are checked here on small inputs or a tiny
+diffusion model)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from adasr.bench import build_parser
+from adasr.benchmarks import build_parser
+from adasr.benchmarks import quant as QB
+from adasr.benchmarks.quant import evaluate_sr, format_quant, latency
 from adasr.data import downscale, heldout_crops, to_tensor, to_uint8
+from adasr.diffusion.timesteps import spaced_timesteps
 from adasr.metrics import psnr_y
 from adasr.models.edsr import load_edsr
-from adasr.quant.bench import evaluate_sr, format_quant, latency
+from adasr.quant.adabm import AdaBMConfig
 from adasr.registry import entry
+from adasr.upscaling import upscale_tensor
 
 
 def test_shipped_edsr_reproduces_its_registry_metrics(one_thread):
@@ -57,3 +62,40 @@ def test_cli_parses_bench_quant():
     assert (a.which, a.b_base, a.no_unet, a.calibration, a.json) == ("quant", 6, True, "minmax", "x.json")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["quant", "--calibration", "kl"])
+
+
+def test_unet_arms_calibrate_at_the_timesteps_the_sampler_visits(monkeypatch, make_tiny_model, one_thread):
+    """Regression: the UNet's bit mapping was calibrated at diffusers' ``leading`` timesteps (750, 500, 250, 0 for
+    4 steps) while the sampler visits ``linspace`` (999, 666, 333, 0). The timesteps handed to
+    diffusion_calibration_batches must be exactly those in the sampler's trace; FAB is collected per iteration."""
+    seen: list[list[int]] = []
+    real = QB.diffusion_calibration_batches
+
+    def spy(model, hr, timesteps, **kw):
+        seen.append([int(t) for t in timesteps])
+        return real(model, hr, timesteps, **kw)
+
+    monkeypatch.setattr(QB, "diffusion_calibration_batches", spy)
+    model = make_tiny_model()
+    images = {"astronaut": heldout_crops(32)["astronaut"]}
+    steps = 4
+    cfgs = [AdaBMConfig.fixed(8, 6, calibration="minmax", bac_steps=2, weight_init_steps=2),
+            AdaBMConfig(w_bits=8, a_bits=4, calibration="minmax", bac_steps=2, weight_init_steps=2)]
+    r = QB.unet_arms(steps, cfgs, model=model, images=images, n_calib=2, calib_crop=32)
+    _, _, sample = upscale_tensor(downscale(to_tensor(images["astronaut"]), 4), steps=steps, model=model,
+                                  precision="fp32")
+    visited = sorted({row["t"] for row in sample.trace}, reverse=True)
+    T = model.num_train_timesteps
+    assert visited == spaced_timesteps(steps, T) == [T - 1, 666, 333, 0]
+    assert seen == [visited, visited] and r["calibration_timesteps"] == visited
+    assert list(r["arms"]) == ["FP32", "W8A6", "AdaBM W8 b_base 4"]
+    assert r["arms"]["W8A6"]["images"]["astronaut"]["fab"] == 6.0  # fixed bits: every iteration's FAB is a_bits
+    fab = r["arms"]["AdaBM W8 b_base 4"]["mean"]["fab"]
+    assert np.isfinite(fab) and 3.0 <= fab <= 5.0  # b_base ± the image and layer terms
+    assert "fab" not in r["arms"]["FP32"]["mean"]
+
+
+def test_unet_calibration_timesteps_are_the_uniform_ddim_schedule(make_tiny_model):
+    model = make_tiny_model()
+    assert QB.unet_calibration_timesteps(model, 10) == [999, 888, 777, 666, 555, 444, 333, 222, 111, 0]
+    assert QB.unet_calibration_timesteps(model, 1) == [999]

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..diffusion.objectives import q_sample
 from .bac import bit_aware_clip
 from .bitmap import ImageToBit, image_complexity, layer_bits
 from .quantizer import CALIBRATION_METHODS, QConv2d, mse_weight_bound
@@ -294,7 +295,12 @@ def diffusion_calibration_batches(
     model: nn.Module, hr: torch.Tensor, timesteps: list[int], batch_size: int = 8, seed: int = 0
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """UNet inputs (x_t, t, up(LR)) for calibration: each HR crop (N, 3, H, W) noised to each of ``timesteps``
-    (the sampler's schedule), so the activation ranges cover every noise level the sampler visits."""
+    (pass the sampler's own schedule, e.g. ``UniformDDIM(steps).timesteps(T)``), so the activation ranges cover
+    every noise level the sampler visits.
+
+    x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε (:func:`~adasr.diffusion.objectives.q_sample`), x0 the model's target for
+    (HR, up(LR)), ε ~ N(0, I) from a generator seeded with ``seed``. Returns the N·len(timesteps) triples shuffled,
+    in batches of ``batch_size``: x_t (b, 3, H, W), t (b,), up(LR) (b, 3, H, W)."""
     from ..data import make_pair
 
     gen = torch.Generator().manual_seed(seed)
@@ -302,9 +308,8 @@ def diffusion_calibration_batches(
     x0 = model.target(hr, up)
     xs, ts, cs = [], [], []
     for t in timesteps:
-        a = model.alphas_cumprod[int(t)]
         noise = torch.randn(x0.shape, generator=gen)
-        xs.append(a.sqrt() * x0 + (1 - a).sqrt() * noise)
+        xs.append(q_sample(x0, noise, model.alphas_cumprod[int(t)]))
         ts.append(torch.full((hr.shape[0],), int(t)))
         cs.append(up)
     x, t, c = torch.cat(xs), torch.cat(ts), torch.cat(cs)

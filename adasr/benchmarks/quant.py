@@ -10,32 +10,28 @@ One run, side by side, on the held-out photos (astronaut, camera, moon; full 512
    interleaved repeats, medians, same run; PSNR of both on the held-out photos.
 3. The same per-tile bit mapping on the diffusion UNet's convolutions (fake quantization, weights 8 bit,
    activations fixed vs AdaBM at two b_base), DDIM-10 on the 256×256 held-out crops: PSNR-Y, LPIPS vs FAB.
+   Calibrated on noised training crops at the timesteps the sampler visits (``UniformDDIM(steps).timesteps(T)``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import sys
 import time
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from .adabm import AdaBM, AdaBMConfig, diffusion_calibration_batches, quantize_diffusion
-from .finetune import FinetuneConfig, finetune
-from .quantizer import CALIBRATION_METHODS
+from ..quant.adabm import AdaBM, AdaBMConfig, diffusion_calibration_batches, quantize_diffusion
+from ..quant.finetune import FinetuneConfig, finetune
+from ..quant.quantizer import CALIBRATION_METHODS
+from .runner import Log, machine_info, no_log
 
 #: Targets of the AdaBM issue.
 TARGET_PSNR_GAP_DB = 0.15
 TARGET_FAB = 4.5
 TARGET_INT8_SPEEDUP = 2.0
-
-
-def _say(msg: str) -> None:
-    print(f"[bench quant] {msg}", file=sys.stderr, flush=True)
 
 
 def evaluate_sr(
@@ -107,7 +103,7 @@ def latency(fns: dict[str, Callable[[], Any]], repeats: int = 15) -> dict[str, f
 
 def int8_arm(model, images, calib: torch.Tensor, size: int = 128, repeats: int = 15) -> dict[str, Any]:
     """fp32 vs real int8 EDSR: latency ratio for one size×size LR image and PSNR of both."""
-    from .int8 import quantize_int8
+    from ..quant.int8 import quantize_int8
 
     t0 = time.perf_counter()
     q8 = quantize_int8(model, [calib[i:i + 16] for i in range(0, calib.shape[0], 16)])
@@ -119,28 +115,42 @@ def int8_arm(model, images, calib: torch.Tensor, size: int = 128, repeats: int =
             "convert_seconds": convert_s, "fp32": evaluate_sr(model, images), "int8": evaluate_sr(q8, images)}
 
 
-def unet_arms(steps: int, configs: list[AdaBMConfig], progress: bool) -> dict[str, Any]:
-    """Per-tile bit mapping on the diffusion UNet (fake quantization), DDIM-``steps`` on the held-out 256² crops."""
+def unet_calibration_timesteps(model, steps: int) -> list[int]:
+    """The timesteps the UNet is calibrated at: exactly those the DDIM-``steps`` sampler visits,
+    ``UniformDDIM(steps).timesteps(T)`` (linspace: 999, 888, …, 0 for 10 steps of T = 1000)."""
+    from ..sampling.policies import UniformDDIM
+
+    return UniformDDIM(steps).timesteps(model.num_train_timesteps)
+
+
+def unet_arms(
+    steps: int, configs: list[AdaBMConfig], *, log: Log = no_log, model=None,
+    images: dict[str, np.ndarray] | None = None, n_calib: int = 8, calib_crop: int = 128,
+) -> dict[str, Any]:
+    """Per-tile bit mapping on the diffusion UNet (fake quantization), DDIM-``steps`` (uniform, fp32) on the
+    held-out 256² crops (``images``: {name: HR uint8 (H, W, 3)}); ``model`` defaults to the shipped one.
+
+    Each config is calibrated on ``n_calib`` training crops of ``calib_crop``² noised to every timestep the sampler
+    visits (:func:`unet_calibration_timesteps`). Per image: PSNR-Y (shave 4), LPIPS, seconds, and for quantized
+    arms FAB = the mean over sampler iterations of ``qm.fab()`` after that iteration (the FAB of its last UNet
+    batch); ``log`` receives one line per arm."""
     from ..data import CropSampler, TRAIN_IMAGES, downscale, heldout_crops, to_tensor, to_uint8
     from ..lpips import lpips_distance
     from ..metrics import psnr_y
-    from ..sampling.loop import make_scheduler
-    from ..upscaling import load_pretrained, upscale_tensor
+    from ..upscaling import load_pretrained, prepare_upscale
 
-    model = load_pretrained()
-    images = heldout_crops(256)
-    hr_cal = CropSampler.from_names(TRAIN_IMAGES, 128).sample(8, torch.Generator().manual_seed(0))
-    sched = make_scheduler(model)
-    sched.set_timesteps(steps)
-    ts = [int(t) for t in sched.timesteps]
+    model = model if model is not None else load_pretrained()
+    images = images if images is not None else heldout_crops(256)
+    hr_cal = CropSampler.from_names(TRAIN_IMAGES, calib_crop).sample(n_calib, torch.Generator().manual_seed(0))
+    ts = unet_calibration_timesteps(model, steps)
 
     def run(m, qm: AdaBM | None) -> dict[str, Any]:
         rows = {}
         for name, hr in images.items():
             lr = downscale(to_tensor(hr), 4)
             fabs: list[float] = []
-            cb = (lambda i, tiles: fabs.append(qm.fab())) if qm is not None else None
-            out, rep, _ = upscale_tensor(lr, steps=steps, model=m, precision="fp32", callback=cb)
+            job = prepare_upscale(lr, steps=steps, model=m, precision="fp32")
+            out, rep, _ = job.run(observe=(lambda state: fabs.append(qm.fab())) if qm is not None else None)
             sr = to_uint8(out)
             rows[name] = {"psnr_y": psnr_y(sr, hr, shave=4), "lpips": lpips_distance(sr, hr),
                           "seconds": rep.seconds}
@@ -150,6 +160,7 @@ def unet_arms(steps: int, configs: list[AdaBMConfig], progress: bool) -> dict[st
         return {"images": rows, "mean": mean}
 
     arms = {"FP32": run(model, None)}
+    log(f"UNet FP32: PSNR-Y {arms['FP32']['mean']['psnr_y']:.2f} LPIPS {arms['FP32']['mean']['lpips']:.4f}")
     for cfg in configs:
         qmodel, qm = quantize_diffusion(model, cfg)
         t0 = time.perf_counter()
@@ -158,9 +169,10 @@ def unet_arms(steps: int, configs: list[AdaBMConfig], progress: bool) -> dict[st
         r["calibration_seconds"] = time.perf_counter() - t0
         r["layers"] = len(qm.layer_names)
         arms[cfg.label] = r
-        _say(f"UNet {cfg.label}: PSNR-Y {r['mean']['psnr_y']:.2f} FAB {r['mean']['fab']:.2f} "
-             f"(calibration {r['calibration_seconds']:.0f} s)")
-    return {"steps": steps, "precision": "fp32", "arms": arms}
+        log(f"UNet {cfg.label}: PSNR-Y {r['mean']['psnr_y']:.2f} FAB {r['mean']['fab']:.2f} "
+            f"(calibration {r['calibration_seconds']:.0f} s)")
+    return {"steps": steps, "precision": "fp32", "device": str(next(model.parameters()).device),
+            "calibration_timesteps": ts, "arms": arms}
 
 
 def _adaptive(w_bits: int, a_bits: int, **kw: Any) -> AdaBMConfig:
@@ -171,9 +183,11 @@ def quant(
     *, b_base: int = 4, patch: int = 32, calibration: str = "mse", finetune_config: FinetuneConfig | None = None,
     n_calib: int = 64,
     n_finetune: int = 100, int8: bool = True, unet: bool = True, unet_steps: int = 10, repeats: int = 15,
-    progress: bool = False,
+    progress: bool = False, log: Log = no_log,
 ) -> dict[str, Any]:
-    """Run the whole comparison (see the module docstring); returns the results as a dict."""
+    """Run the whole comparison (see the module docstring); returns the results as a dict. ``progress`` shows
+    fine-tuning's tqdm bars; ``log`` receives one line per arm. The EDSR arms run on the CPU in fp32 (the
+    ``machine`` entry), the UNet arms in fp32 on the default device (``unet.device``)."""
     from ..data import heldout_crops, training_lr_patches
     from ..models.edsr import load_edsr
 
@@ -198,8 +212,8 @@ def quant(
     ]
     for label, cfg, do_ft in plan:
         arms[label], _ = _edsr_arm(model, images, cfg, calib, ft_data if do_ft else None, ft, progress)
-        _say(f"{label}: PSNR-Y {arms[label]['mean']['psnr_y']:.2f} FAB {arms[label]['mean']['fab']:.2f} "
-             f"({time.perf_counter() - t0:.0f} s)")
+        log(f"{label}: PSNR-Y {arms[label]['mean']['psnr_y']:.2f} FAB {arms[label]['mean']['fab']:.2f} "
+            f"({time.perf_counter() - t0:.0f} s)")
     fp = arms["FP32"]["mean"]["psnr_y"]
     ada = arms[f"AdaBM b_base {b_base}"]
     r: dict[str, Any] = {
@@ -217,7 +231,8 @@ def quant(
         r["targets"]["int8_met"] = r["int8"]["speedup"] >= TARGET_INT8_SPEEDUP
     if unet:
         cfgs = [make(8, a, calibration=calibration) for a in (6, 4) for make in (AdaBMConfig.fixed, _adaptive)]
-        r["unet"] = unet_arms(unet_steps, cfgs, progress)
+        r["unet"] = unet_arms(unet_steps, cfgs, log=log)
+    r["machine"] = machine_info("cpu", "fp32")
     r["seconds"] = time.perf_counter() - t0
     return r
 
@@ -261,6 +276,9 @@ def format_quant(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+format_result = format_quant
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = FinetuneConfig()
     p.add_argument("--b-base", type=int, default=4, help="AdaBM's base bit (weights use the same)")
@@ -277,12 +295,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", action="store_true")
 
 
-def run(args: argparse.Namespace) -> int:
+def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
     ft = FinetuneConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch)
-    r = quant(b_base=args.b_base, patch=args.patch, calibration=args.calibration, finetune_config=ft, int8=not args.no_int8,
-              unet=not args.no_unet, unet_steps=args.unet_steps, repeats=args.repeats, progress=args.progress)
-    print(format_quant(r))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(r, f, indent=2)
-    return 0
+    return quant(b_base=args.b_base, patch=args.patch, calibration=args.calibration, finetune_config=ft,
+                 int8=not args.no_int8, unet=not args.no_unet, unet_steps=args.unet_steps, repeats=args.repeats,
+                 progress=args.progress, log=log)
+
+
+__all__ = ["TARGET_FAB", "TARGET_INT8_SPEEDUP", "TARGET_PSNR_GAP_DB", "add_arguments", "evaluate_sr",
+           "format_quant", "format_result", "int8_arm", "latency", "quant", "run_args", "unet_arms",
+           "unet_calibration_timesteps"]

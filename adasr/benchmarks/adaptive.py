@@ -15,8 +15,6 @@ call, complexity estimation included). Quality: PSNR and SSIM on Y (BT.601, shav
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from dataclasses import asdict
 from typing import Any
@@ -24,8 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..adaptive.equal_budget import equal_budget
+from ..adaptive.policy import POLICIES, AdaptiveConfig, policy_for_model
 from ..defaults import DEFAULT_OVERLAP, DEFAULT_TILE
-from .policy import POLICIES, AdaptiveConfig, policy_for_model
+from .runner import Log, add_device_arguments, machine_info, no_log
 
 #: Targets of the AdaSR issue, against uniform DDIM at N_max.
 TARGET_EVAL_RATIO = 3.0
@@ -56,7 +56,7 @@ class _Runner:
         cal = None
         if kind in ("allocation", "adasr") and config.normalize == "calibrated":
             if config.estimator not in self.calibrations:
-                from .complexity import default_calibration, make_estimator
+                from ..adaptive.complexity import default_calibration, make_estimator
 
                 fn = make_estimator(config.estimator, model=self.model)
                 self.calibrations[config.estimator] = default_calibration(
@@ -93,6 +93,12 @@ class _Runner:
         }
 
 
+def _summary(a: dict[str, Any]) -> str:
+    """One progress line for a measured arm."""
+    return (f"{a['arm']}: steps {a['mean_steps_per_tile']:.2f}, PSNR-Y {a['psnr_y']:.2f}, LPIPS {a['lpips']:.4f} "
+            f"({a['seconds']:.1f} s)")
+
+
 def _compare(arm: dict, ref: dict) -> dict[str, Any]:
     c = {"eval_ratio": ref["tile_evaluations"] / arm["tile_evaluations"], "wall_ratio": ref["seconds"] / arm["seconds"],
          "psnr_loss_db": ref["psnr_y"] - arm["psnr_y"], "lpips_loss": arm["lpips"] - ref["lpips"]}
@@ -100,18 +106,6 @@ def _compare(arm: dict, ref: dict) -> dict[str, Any]:
         "evals": c["eval_ratio"] >= TARGET_EVAL_RATIO, "wall": c["wall_ratio"] >= TARGET_WALL_RATIO,
         "psnr": c["psnr_loss_db"] <= TARGET_PSNR_LOSS_DB, "lpips": c["lpips_loss"] <= TARGET_LPIPS_LOSS}
     return c
-
-
-def equal_budget(lo: dict, hi: dict, mean_steps: float) -> dict[str, Any]:
-    """Uniform DDIM at a fractional average budget: linear interpolation of cost and quality between the uniform
-    runs at N = ⌊m⌋ and ⌈m⌉ (the mixture "some images/tiles at ⌊m⌋, the rest at ⌈m⌉" has exactly this mean cost)."""
-    n_lo, n_hi = lo["mean_steps_per_tile"], hi["mean_steps_per_tile"]
-    w = 0.0 if n_hi == n_lo else (mean_steps - n_lo) / (n_hi - n_lo)
-    out: dict[str, Any] = {"n": mean_steps, "n_low": int(round(n_lo)), "n_high": int(round(n_hi)), "weight_high": w}
-    for k in ("tile_evaluations", "seconds", "psnr_y", "ssim_y", "lpips", "mean_steps_per_tile"):
-        out[k] = (1 - w) * lo[k] + w * hi[k]
-    out["tile_evaluations"] = int(round(out["tile_evaluations"]))
-    return out
 
 
 def sweep_configs(config: AdaptiveConfig) -> list[tuple[str, AdaptiveConfig, str]]:
@@ -152,11 +146,11 @@ def moon_case(runner_factory, config: AdaptiveConfig) -> dict[str, Any]:
 def adaptive(
     *, config: AdaptiveConfig | None = None, seed: int = 0, device: str | None = None, precision: str = "auto",
     crop: int = 256, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, sweep: bool = True, moon: bool = True,
-    progress: bool = True,
+    log: Log = no_log,
 ) -> dict[str, Any]:
-    """Run the comparison (module docstring) and return everything as a JSON-ready dict."""
-    from tqdm.auto import tqdm
-
+    """Run the comparison (module docstring) and return everything as a JSON-ready dict; ``log`` receives one line
+    per measured arm. Computes only: the speed–quality figure of the result is
+    :func:`adasr.viz.adaptive.plot_speed_quality` (``adasr bench adaptive --figure``)."""
     from ..runtime import resolve_device, resolve_precision
     from ..upscaling import load_pretrained
 
@@ -176,9 +170,9 @@ def adaptive(
     t0 = time.perf_counter()
     arms: dict[str, dict] = {}
     uniform_cache: dict[int, dict] = {}
-    bar = tqdm(POLICIES, desc="arms", disable=not progress)
-    for kind in bar:
+    for i, kind in enumerate(POLICIES, 1):
         arms[kind] = runner.run(kind, cfg, f"uniform N={cfg.n_max}" if kind == "uniform" else kind)
+        log(f"arm {i}/{len(POLICIES)} {_summary(arms[kind])}")
     uniform_cache[cfg.n_max] = arms["uniform"]
     ref = arms["uniform"]
     controls: dict[str, dict] = {}
@@ -188,6 +182,7 @@ def adaptive(
         for n in {lo, hi}:
             if n not in uniform_cache:
                 uniform_cache[n] = runner.run("uniform", cfg.with_(n_max=n), f"uniform N={n}")
+                log(f"equal-budget control {_summary(uniform_cache[n])}")
         controls[kind] = equal_budget(uniform_cache[lo], uniform_cache[hi], m)
     comparisons = {k: _compare(arms[k], ref) for k in POLICIES[1:]}
     for k in POLICIES[1:]:
@@ -203,24 +198,29 @@ def adaptive(
     }
     if sweep:
         pts = []
-        for kind, c, label in tqdm(sweep_configs(cfg), desc="sweep", disable=not progress):
+        configs = sweep_configs(cfg)
+        for i, (kind, c, label) in enumerate(configs, 1):
             if kind == "uniform" and c.n_max in uniform_cache:
                 r = uniform_cache[c.n_max]
             else:
                 r = runner.run(kind, c, label)
                 if kind == "uniform":
                     uniform_cache[c.n_max] = r
+                log(f"sweep {i}/{len(configs)} {_summary(r)}")
             pts.append({"label": label, "policy": kind, "config": c.to_dict(),
                         **{k: r[k] for k in ("mean_steps_per_tile", "tile_evaluations", "seconds", "psnr_y",
                                              "ssim_y", "lpips")}})
         out["sweep"] = pts
     if moon:
         out["moon"] = moon_case(factory, cfg)
+        log(f"moon: {_summary(out['moon']['baseline'])}; {_summary(out['moon']['adasr'])}")
+    out["machine"] = machine_info(dev, prec)
     out["total_seconds"] = time.perf_counter() - t0
     return out
 
 
 def format_adaptive(r: dict[str, Any]) -> str:
+    """The arms, the equal-budget controls, the comparisons with their targets, the sweep and the Moon table."""
     c = r["config"]
     lines = [
         f"adaptive: held-out {r['crop']}×{r['crop']} crops ×4, tiles {r['tile']}/{r['overlap']}, "
@@ -262,6 +262,9 @@ def format_adaptive(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+format_result = format_adaptive
+
+
 def format_moon_table(m: dict[str, Any]) -> str:
     """The Moon case as a Markdown table in the AdaSR README's format (our numbers; Y channel, shave 4)."""
     b, a = m["baseline"], m["adasr"]
@@ -275,17 +278,6 @@ def format_moon_table(m: dict[str, Any]) -> str:
         f"{m['steps_saved_per_tile']:.1f} steps saved per tile ({b['mean_steps_per_tile']:.0f} → "
         f"{a['mean_steps_per_tile']:.1f}); LPIPS {b['lpips']:.4f} → {a['lpips']:.4f}.",
     ])
-
-
-def save_curve_figure(r: dict[str, Any], path: str) -> None:
-    """Write the speed–quality figure (:func:`adasr.viz.adaptive.plot_speed_quality`) to ``path`` (.png)."""
-    from pathlib import Path
-
-    from ..viz.adaptive import plot_speed_quality
-    from ..viz.common import savefig
-
-    p = Path(path)
-    savefig(plot_speed_quality(r), p.stem, p.parent)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -302,30 +294,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-sweep", action="store_true", help="skip the speed–quality sweep")
     p.add_argument("--no-moon", action="store_true", help="skip the 512×512 Moon case")
     p.add_argument("--figure", metavar="PNG", default=None, help="write the speed–quality curve figure here")
+    add_device_arguments(p)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
     cfg = AdaptiveConfig(n_max=args.n_max, n_min=args.n_min, estimator=args.estimator, normalize=args.normalize,
                          mapping=args.mapping, epsilon=args.epsilon, patience=args.patience, warmup=args.warmup)
-    r = adaptive(config=cfg, seed=args.seed, device=args.device, precision=args.precision, sweep=not args.no_sweep,
-                 moon=not args.no_moon)
-    print(format_adaptive(r))
-    if args.figure and "sweep" in r:
-        save_curve_figure(r, args.figure)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(r, f, indent=2)
-    return 0
+    return adaptive(config=cfg, seed=args.seed, device=args.device, precision=args.precision,
+                    sweep=not args.no_sweep, moon=not args.no_moon, log=log)
 
 
-def main(argv: list[str] | None = None) -> int:  # pragma: no cover - thin wrapper
-    p = argparse.ArgumentParser(prog="adasr bench adaptive")
-    add_arguments(p)
-    p.add_argument("--device", default=None)
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-    p.add_argument("--json", default=None)
-    return run(p.parse_args(argv))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+__all__ = ["TARGET_EVAL_RATIO", "TARGET_LPIPS_LOSS", "TARGET_PSNR_LOSS_DB", "TARGET_WALL_RATIO", "adaptive",
+           "add_arguments", "format_adaptive", "format_moon_table", "format_result", "moon_case", "run_args",
+           "sweep_configs"]

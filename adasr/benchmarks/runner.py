@@ -1,0 +1,132 @@
+"""The shared runner of ``adasr bench NAME``: one parser, one way to print, log and save every benchmark.
+
+Each benchmark module (:mod:`~adasr.benchmarks.quality`, :mod:`~adasr.benchmarks.speed`,
+:mod:`~adasr.benchmarks.adaptive`, :mod:`~adasr.benchmarks.quant`) provides
+
+* ``add_arguments(parser)`` — its own options;
+* ``run_args(args, log) -> dict`` — runs the benchmark, returns a JSON-ready result that includes
+  ``"machine"`` (:func:`machine_info`); ``log(message)`` receives the progress lines;
+* ``format_result(result) -> str`` — its text table.
+
+The runner adds ``--json FILE`` to every benchmark, prints the table on stdout, writes the progress lines on
+stderr as ``[bench NAME] message``, writes the JSON, and draws the figures the benchmarks only compute the data of
+(``bench adaptive --figure``). Benchmark modules are imported only when their subcommand runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+#: name → (module, one-line help), in the order of ``adasr bench -h``.
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "quality": ("adasr.benchmarks.quality", "shipped model vs bicubic on the held-out images"),
+    "speed": ("adasr.benchmarks.speed", "seconds for a 128×128 image ×4, tiled vs whole image"),
+    "adaptive": ("adasr.benchmarks.adaptive",
+                 "AdaSR policies vs uniform DDIM (and equal-budget controls), one run"),
+    "quant": ("adasr.benchmarks.quant",
+              "AdaBM vs fixed-bit quantization of EDSR, real int8 latency, UNet bit mapping"),
+}
+
+Log = Callable[[str], None]
+
+
+def stderr_log(name: str) -> Log:
+    """A progress sink for benchmark ``name``: each message becomes one line ``[bench NAME] message`` on stderr."""
+
+    def log(message: str) -> None:
+        print(f"[bench {name}] {message}", file=sys.stderr, flush=True)
+
+    return log
+
+
+def no_log(message: str) -> None:
+    """The silent progress sink (the default of the benchmark functions)."""
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`), '' when unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or ""
+
+
+def machine_info(device: Any, precision: str) -> dict[str, Any]:
+    """What a benchmark ran on: {"cpu": model name, "amx": AMX tiles, "avx512_bf16": AVX512-BF16 (torch's CPU
+    probes; either makes ``--precision auto`` pick bf16 on the CPU), "threads": torch threads, "torch", "python",
+    "device", "precision"} — recorded in every benchmark's result."""
+    import torch
+
+    def probe(name: str) -> bool:
+        fn = getattr(torch.cpu, name, None)
+        return bool(fn()) if fn is not None else False
+
+    return {"cpu": cpu_model_name(), "amx": probe("_is_amx_tile_supported"),
+            "avx512_bf16": probe("_is_avx512_bf16_supported"), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "device": str(device),
+            "precision": precision}
+
+
+def add_device_arguments(p: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--precision`` (the benchmarks that sample the diffusion model)."""
+    p.add_argument("--device", default=None)
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """``adasr bench {quality,speed,adaptive,quant} [options] [--json FILE]``."""
+    from . import __doc__ as doc
+
+    p = parser or argparse.ArgumentParser(prog="adasr bench", description=(doc or "").split("\n")[0])
+    sub = p.add_subparsers(dest="which", required=True)
+    for name, (module, help_text) in BENCHMARKS.items():
+        sp = sub.add_parser(name, help=help_text)
+        importlib.import_module(module).add_arguments(sp)
+        sp.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
+    return p
+
+
+def save_curve_figure(result: dict[str, Any], path: str) -> None:
+    """Write the speed–quality figure of a ``bench adaptive`` result
+    (:func:`adasr.viz.adaptive.plot_speed_quality`) to ``path`` (.png)."""
+    from ..viz.adaptive import plot_speed_quality
+    from ..viz.common import savefig
+
+    p = Path(path)
+    savefig(plot_speed_quality(result), p.stem, p.parent)
+
+
+def write_json(result: dict[str, Any], path: str) -> None:
+    """``result`` as indented JSON at ``path``."""
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+
+
+def run(args: argparse.Namespace, log: Log | None = None) -> int:
+    """Run the benchmark ``args.which``: table on stdout, progress on stderr (or to ``log``), figure, JSON."""
+    module = importlib.import_module(BENCHMARKS[args.which][0])
+    result = module.run_args(args, log or stderr_log(args.which))
+    print(module.format_result(result))
+    if getattr(args, "figure", None) and "sweep" in result:
+        save_curve_figure(result, args.figure)
+    if args.json:
+        write_json(result, args.json)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+__all__ = ["BENCHMARKS", "add_device_arguments", "build_parser", "cpu_model_name", "machine_info", "main", "no_log",
+           "run", "save_curve_figure", "stderr_log", "write_json"]
