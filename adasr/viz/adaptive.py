@@ -13,7 +13,7 @@ _STYLE = {"uniform": ("k", "o", "-"), "allocation": ("tab:blue", "s", ""), "earl
 def plot_speed_quality(result: dict[str, Any], *, inches: float = 4.2) -> Figure:
     """Two panels — mean tile-evaluations per tile vs LPIPS (lower is better) and vs PSNR-Y — with the uniform
     DDIM sweep drawn as a line and every adaptive configuration as a point. ``result`` is the dict returned by
-    :func:`adasr.adaptive.bench.adaptive` (its ``sweep`` entries, plus the headline arms)."""
+    :func:`adasr.benchmarks.adaptive.adaptive` (its ``sweep`` entries, plus the headline arms)."""
     pts = list(result.get("sweep", []))
     if not pts:
         raise ValueError("the result has no sweep points (run the benchmark without --no-sweep)")

@@ -39,7 +39,8 @@ def no_ticks(ax) -> None:
 
 #: axis labels of the quality metrics (arrows: which way is better)
 METRIC_LABELS = {"psnr_y": "PSNR-Y (dB) ↑", "ssim_y": "SSIM-Y ↑", "lpips": "LPIPS ↓"}
-#: how :func:`metric_line` writes each quantity (keys as returned by :func:`adasr.bench.quality`, plus "steps")
+#: how :func:`metric_line` writes each quantity (keys as returned by
+#: :func:`adasr.benchmarks.quality.quality`, plus "steps")
 METRIC_FORMATS = {"steps": "{:.1f} steps/tile", "psnr_y": "{:.2f} dB", "ssim_y": "SSIM {:.3f}",
                   "lpips": "LPIPS {:.3f}"}
 

@@ -6,7 +6,8 @@ none samples a model or computes a perceptual metric. Images may be uint8 (H, W,
 
 Conventions shared by the figures:
 
-* PSNR-Y in dB (higher is better), SSIM-Y, LPIPS (lower is better), as returned by :func:`adasr.bench.quality`
+* PSNR-Y in dB (higher is better), SSIM-Y, LPIPS (lower is better), as returned by
+  :func:`adasr.benchmarks.quality.quality`
   (keys ``psnr_y``, ``ssim_y``, ``lpips``);
 * NFE = number of UNet evaluations (a batched call counts once);
 * a colour cast is a per-channel mean error  e_c = mean_{h,w}(SR_c − HR_c)  in uint8 levels (0–255 scale):
@@ -153,8 +154,8 @@ def sr_comparison_grid(
         hr, lr, sr: ``{name: image}`` with the same names; HR and SR (s·h, s·w), LR (h, w) for an integer s.
         bicubic: the bicubic ×s images; computed from ``lr`` (the package's ``upscale_bicubic``) when omitted.
         metrics: ``{name: {"bicubic": {...}, "adasr": {...}, "nearest": {...}}}`` with psnr_y / ssim_y / lpips
-            (the per-image rows of :func:`adasr.bench.quality` have exactly this shape); missing entries are
-            left out of the titles.
+            (the per-image rows of :func:`adasr.benchmarks.quality.quality` have exactly this shape); missing
+            entries are left out of the titles.
         model_label: the model column's title (its metrics are looked up under ``"adasr"``).
         zoom: ``(top, left, size)`` in HR pixels: show only that window of every panel (to see texture).
         panel: inches per panel.
