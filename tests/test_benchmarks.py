@@ -19,7 +19,8 @@ from adasr.benchmarks.runner import BENCHMARKS, machine_info, stderr_log
 from adasr.quant.finetune import FinetuneConfig
 from adasr.runtime import bf16_supported
 
-MACHINE_KEYS = {"cpu", "amx", "avx512_bf16", "threads", "torch", "python", "device", "precision"}
+MACHINE_KEYS = {"cpu", "amx", "avx512_bf16", "bf16_fast", "isa_cap", "threads", "torch", "python", "device",
+                "precision"}
 
 
 def test_machine_info():
@@ -28,7 +29,9 @@ def test_machine_info():
     assert (m["device"], m["precision"], m["threads"]) == ("cpu", "bf16", torch.get_num_threads())
     assert (m["torch"], m["python"]) == (torch.__version__, platform.python_version())
     assert isinstance(m["cpu"], str) and isinstance(m["amx"], bool) and isinstance(m["avx512_bf16"], bool)
-    assert (m["amx"] or m["avx512_bf16"]) == bf16_supported(torch.device("cpu"))  # what makes 'auto' pick bf16
+    assert m["bf16_fast"] == bf16_supported(torch.device("cpu"))  # what makes 'auto' pick bf16
+    assert m["bf16_fast"] <= (m["amx"] or m["avx512_bf16"])  # never fast without the hardware
+    assert m["isa_cap"] == torch.backends.cpu.get_cpu_capability()
     json.dumps(m)
 
 

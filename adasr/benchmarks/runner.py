@@ -63,16 +63,21 @@ def cpu_model_name() -> str:
 
 def machine_info(device: Any, precision: str) -> dict[str, Any]:
     """What a benchmark ran on: {"cpu": model name, "amx": AMX tiles, "avx512_bf16": AVX512-BF16 (torch's CPU
-    probes; either makes ``--precision auto`` pick bf16 on the CPU), "threads": torch threads, "torch", "python",
-    "device", "precision"} — recorded in every benchmark's result."""
+    probes of the hardware), "bf16_fast": whether ``--precision auto`` picks bf16 here
+    (:func:`adasr.runtime.bf16_supported`: false when oneDNN/ATen are capped below those kernels, as when emulating
+    an AVX2-only CPU), "isa_cap": ATen's CPU capability, "threads": torch threads, "torch", "python", "device",
+    "precision"} — recorded in every benchmark's result."""
     import torch
+
+    from ..runtime import bf16_supported
 
     def probe(name: str) -> bool:
         fn = getattr(torch.cpu, name, None)
         return bool(fn()) if fn is not None else False
 
     return {"cpu": cpu_model_name(), "amx": probe("_is_amx_tile_supported"),
-            "avx512_bf16": probe("_is_avx512_bf16_supported"), "threads": torch.get_num_threads(),
+            "avx512_bf16": probe("_is_avx512_bf16_supported"), "bf16_fast": bf16_supported(torch.device("cpu")),
+            "isa_cap": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "device": str(device),
             "precision": precision}
 
