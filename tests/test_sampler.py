@@ -238,3 +238,13 @@ def test_auto_precision_respects_an_emulated_avx2_cpu(monkeypatch):
     assert bf16_supported(cpu) and resolve_precision("auto", cpu) == "bf16"
     with pytest.raises(ValueError, match="precision"):
         resolve_precision("fp16", cpu)
+
+
+@pytest.mark.parametrize("spacing", ["linspace", "leading", "trailing"])
+def test_spaced_timesteps_has_n_valid_descending_entries_for_every_n(spacing):
+    """The sampler's spacing is diffusers' (one home: adasr.diffusion.timesteps); its trailing rule keeps the first n
+    values — the copy the sampler used before gave n + 1 timesteps ending at −1 for n = 61, 103, …"""
+    for n in range(1, 301):
+        ts = spaced_timesteps(n, 1000, spacing)
+        assert len(ts) == n and ts[-1] >= 0 and ts[0] <= 999 and all(a > b for a, b in zip(ts, ts[1:])), (n, ts[-3:])
+    assert spaced_timesteps(61, 1000, "trailing")[-2:] == [32, 15]
