@@ -24,6 +24,7 @@ import torch
 
 from ..adaptive.equal_budget import equal_budget
 from ..adaptive.policy import POLICIES, AdaptiveConfig, policy_for_model
+from ..config import add_config_arguments, given_values
 from ..defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from .runner import Log, add_device_arguments, machine_info, no_log
 
@@ -281,15 +282,12 @@ def format_moon_table(m: dict[str, Any]) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = AdaptiveConfig()
-    p.add_argument("--n-max", type=int, default=d.n_max, help="N_max: steps of the uniform baseline (default: %(default)s)")
-    p.add_argument("--n-min", type=int, default=d.n_min, help="N_min of the allocation (default: %(default)s)")
-    p.add_argument("--estimator", default=d.estimator, help="complexity estimator (default: %(default)s)")
-    p.add_argument("--normalize", default=d.normalize, choices=("image", "patches", "calibrated"))
-    p.add_argument("--mapping", default=d.mapping, choices=("linear", "threshold", "exponential"))
-    p.add_argument("--epsilon", type=float, default=d.epsilon, help="ε of the Δx̂0 rule (default: %(default)s)")
-    p.add_argument("--patience", type=int, default=d.patience, help="P of the Δx̂0 rule (default: %(default)s)")
-    p.add_argument("--warmup", type=int, default=d.warmup, help="T_min of the Δx̂0 rule (default: %(default)s)")
+    """The benchmark's options: ``--n-max`` (the uniform baseline's N, N_max of the adaptive arms) and the adaptive
+    options of ``adasr upscale``, generated from :class:`~adasr.config.AdaptiveConfig` (same flags, help and
+    defaults: one place)."""
+    p.add_argument("--n-max", type=int, default=None, metavar="N",
+                   help=f"N_max: steps of the uniform baseline (default: {AdaptiveConfig().n_max})")
+    add_config_arguments(p, AdaptiveConfig)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-sweep", action="store_true", help="skip the speed–quality sweep")
     p.add_argument("--no-moon", action="store_true", help="skip the 512×512 Moon case")
@@ -297,13 +295,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_device_arguments(p)
 
 
+def config_from_args(args: argparse.Namespace) -> AdaptiveConfig:
+    """The :class:`AdaptiveConfig` of the options given (the dataclass defaults for the others)."""
+    given = given_values(AdaptiveConfig, args)
+    if args.n_max is not None:
+        given["n_max"] = args.n_max
+    return AdaptiveConfig(**given)
+
+
 def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
-    cfg = AdaptiveConfig(n_max=args.n_max, n_min=args.n_min, estimator=args.estimator, normalize=args.normalize,
-                         mapping=args.mapping, epsilon=args.epsilon, patience=args.patience, warmup=args.warmup)
-    return adaptive(config=cfg, seed=args.seed, device=args.device, precision=args.precision,
+    return adaptive(config=config_from_args(args), seed=args.seed, device=args.device, precision=args.precision,
                     sweep=not args.no_sweep, moon=not args.no_moon, log=log)
 
 
 __all__ = ["TARGET_EVAL_RATIO", "TARGET_LPIPS_LOSS", "TARGET_PSNR_LOSS_DB", "TARGET_WALL_RATIO", "adaptive",
-           "add_arguments", "format_adaptive", "format_moon_table", "format_result", "moon_case", "run_args",
+           "add_arguments", "config_from_args", "format_adaptive", "format_moon_table", "format_result", "moon_case", "run_args",
            "sweep_configs"]
