@@ -41,6 +41,7 @@ from .srmodel import SRDiffusion, SRDiffusionConfig
 __all__ = ["ADABM_EDSR", "ADABM_UNET", "DEFAULT_MODEL", "DEFAULT_STEPS", "RegressionJob", "UpscaleJob",
            "UpscaleModel", "UpscaleReport", "UpscaleResult", "edsr_calibration_batches", "estimate_memory_bytes",
            "load_model", "load_pretrained", "prepare_upscale", "resolve_policy", "unet_calibration_batches",
+           "unet_calibration_timesteps",
            "upscale", "upscale_tensor"]
 
 
@@ -62,8 +63,8 @@ ADABM_UNET = AdaBMConfig(w_bits=8, a_bits=6, calibration="minmax")
 
 
 def edsr_calibration_batches(n: int = 64, size: int = 48, batch: int = 16, seed: int = 0) -> list[torch.Tensor]:
-    """What EDSR's int8 and AdaBM quantizations calibrate on: ``n`` seeded LR patches (size×size) of the training
-    photos (:func:`~adasr.data.training_lr_patches`, the ``adasr bench quant`` set), in batches
+    """What EDSR's int8 and AdaBM quantizations calibrate on (here and in ``adasr bench quant``): ``n`` seeded LR
+    patches (size×size) of the training photos (:func:`~adasr.data.training_lr_patches`), in batches
     (batch, 3, size, size)."""
     from .data import training_lr_patches
 
@@ -71,18 +72,24 @@ def edsr_calibration_batches(n: int = 64, size: int = 48, batch: int = 16, seed:
     return [lr[i : i + batch] for i in range(0, n, batch)]
 
 
+def unet_calibration_timesteps(model: SRDiffusion, steps: int) -> list[int]:
+    """The timesteps the UNet's bit mapping is calibrated at: exactly those the DDIM-``steps`` sampler visits,
+    ``UniformDDIM(steps).timesteps(T)`` (linspace: 999, 888, …, 0 for 10 steps of T = 1000)."""
+    return UniformDDIM(steps).timesteps(model.num_train_timesteps)
+
+
 def unet_calibration_batches(model: SRDiffusion, steps: int, n: int = 4, crop: int = 64,
                              seed: int = 0) -> tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], list[int]]:
-    """What the UNet's AdaBM calibrates on: ``n`` seeded HR crops (crop×crop) of the training photos, each noised to
-    every timestep of the sampler's own ``steps``-step schedule ``UniformDDIM(steps).timesteps(T)``
+    """What the UNet's AdaBM calibrates on (here and in ``adasr bench quant``): ``n`` seeded HR crops (crop×crop)
+    of the training photos, each noised to every timestep of :func:`unet_calibration_timesteps`
     (:func:`~adasr.quant.adabm.diffusion_calibration_batches`): batches of UNet inputs (x_t, t, up(LR)) and the
     timesteps."""
     from .data import TRAIN_IMAGES, CropSampler
-    from .quant.adabm import diffusion_calibration_batches
+    from .quant import adabm
 
     hr = CropSampler.from_names(TRAIN_IMAGES, crop).sample(n, torch.Generator().manual_seed(seed))
-    ts = UniformDDIM(steps).timesteps(model.num_train_timesteps)
-    return diffusion_calibration_batches(model, hr, ts, seed=seed + 1), ts
+    ts = unet_calibration_timesteps(model, steps)
+    return adabm.diffusion_calibration_batches(model, hr, ts, seed=seed + 1), ts
 
 
 @dataclass(frozen=True)

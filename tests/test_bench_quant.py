@@ -68,14 +68,16 @@ def test_unet_arms_calibrate_at_the_timesteps_the_sampler_visits(monkeypatch, ma
     """Regression: the UNet's bit mapping was calibrated at diffusers' ``leading`` timesteps (750, 500, 250, 0 for
     4 steps) while the sampler visits ``linspace`` (999, 666, 333, 0). The timesteps handed to
     diffusion_calibration_batches must be exactly those in the sampler's trace; FAB is collected per iteration."""
+    from adasr.quant import adabm
+
     seen: list[list[int]] = []
-    real = QB.diffusion_calibration_batches
+    real = adabm.diffusion_calibration_batches
 
     def spy(model, hr, timesteps, **kw):
         seen.append([int(t) for t in timesteps])
         return real(model, hr, timesteps, **kw)
 
-    monkeypatch.setattr(QB, "diffusion_calibration_batches", spy)
+    monkeypatch.setattr(adabm, "diffusion_calibration_batches", spy)  # what unet_calibration_batches calls
     model = make_tiny_model()
     images = {"astronaut": heldout_crops(32)["astronaut"]}
     steps = 4

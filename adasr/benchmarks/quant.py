@@ -23,7 +23,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..quant.adabm import AdaBM, AdaBMConfig, diffusion_calibration_batches, quantize_diffusion
+from ..quant.adabm import AdaBM, AdaBMConfig, quantize_diffusion
+from ..upscaling import edsr_calibration_batches, unet_calibration_batches, unet_calibration_timesteps
 from ..quant.finetune import FinetuneConfig, finetune
 from ..quant.quantizer import CALIBRATION_METHODS
 from .runner import Log, machine_info, no_log
@@ -52,11 +53,11 @@ def evaluate_sr(
     return {"images": rows, "mean": mean}
 
 
-def _edsr_arm(model, images, config: AdaBMConfig, calib: torch.Tensor, ft_data: torch.Tensor | None,
+def _edsr_arm(model, images, config: AdaBMConfig, calib: list[torch.Tensor], ft_data: torch.Tensor | None,
               ft: FinetuneConfig, progress: bool) -> tuple[dict[str, Any], AdaBM]:
     t0 = time.perf_counter()
     qm = AdaBM(model, config)
-    summary = qm.calibrate([calib[i:i + 16] for i in range(0, calib.shape[0], 16)])
+    summary = qm.calibrate(calib)
     calib_s = time.perf_counter() - t0
     ft_s, log = 0.0, None
     if ft_data is not None:
@@ -67,7 +68,7 @@ def _edsr_arm(model, images, config: AdaBMConfig, calib: torch.Tensor, ft_data: 
     if config.layer_to_bit:  # does std(input) rank the layers like their measured sensitivity?
         from scipy.stats import spearmanr
 
-        errors = qm.isolated_layer_errors(calib[:16])
+        errors = qm.isolated_layer_errors(calib[0])
         rho = spearmanr(summary["sensitivity"], errors).statistic
         l2b_check = {"sensitivity": summary["sensitivity"], "isolated_mse": errors, "spearman": float(rho)}
     r = evaluate_sr(qm, images, qm)
@@ -101,26 +102,19 @@ def latency(fns: dict[str, Callable[[], Any]], repeats: int = 15) -> dict[str, f
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def int8_arm(model, images, calib: torch.Tensor, size: int = 128, repeats: int = 15) -> dict[str, Any]:
-    """fp32 vs real int8 EDSR: latency ratio for one size×size LR image and PSNR of both."""
+def int8_arm(model, images, calib: list[torch.Tensor], size: int = 128, repeats: int = 15) -> dict[str, Any]:
+    """fp32 vs real int8 EDSR (calibrated on the batches ``calib``): latency ratio for one size×size LR image and
+    PSNR of both."""
     from ..quant.int8 import quantize_int8
 
     t0 = time.perf_counter()
-    q8 = quantize_int8(model, [calib[i:i + 16] for i in range(0, calib.shape[0], 16)])
+    q8 = quantize_int8(model, calib)
     convert_s = time.perf_counter() - t0
     x = torch.zeros(1, 3, size, size).uniform_(-1, 1, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         t = latency({"fp32": lambda: model(x), "int8": lambda: q8(x)}, repeats)
     return {"engine": q8.engine, "lr_size": size, "repeats": repeats, "seconds": t, "speedup": t["fp32"] / t["int8"],
             "convert_seconds": convert_s, "fp32": evaluate_sr(model, images), "int8": evaluate_sr(q8, images)}
-
-
-def unet_calibration_timesteps(model, steps: int) -> list[int]:
-    """The timesteps the UNet is calibrated at: exactly those the DDIM-``steps`` sampler visits,
-    ``UniformDDIM(steps).timesteps(T)`` (linspace: 999, 888, …, 0 for 10 steps of T = 1000)."""
-    from ..sampling.policies import UniformDDIM
-
-    return UniformDDIM(steps).timesteps(model.num_train_timesteps)
 
 
 def unet_arms(
@@ -131,17 +125,16 @@ def unet_arms(
     held-out 256² crops (``images``: {name: HR uint8 (H, W, 3)}); ``model`` defaults to the shipped one.
 
     Each config is calibrated on ``n_calib`` training crops of ``calib_crop``² noised to every timestep the sampler
-    visits (:func:`unet_calibration_timesteps`). Per image: PSNR-Y (shave 4), LPIPS, seconds, and for quantized
+    visits (:func:`~adasr.upscaling.unet_calibration_batches`, the recipe ``--quant adabm`` uses with fewer crops). Per image: PSNR-Y (shave 4), LPIPS, seconds, and for quantized
     arms FAB = the mean over sampler iterations of ``qm.fab()`` after that iteration (the FAB of its last UNet
     batch); ``log`` receives one line per arm."""
-    from ..data import CropSampler, TRAIN_IMAGES, downscale, heldout_crops, to_tensor, to_uint8
+    from ..data import downscale, heldout_crops, to_tensor, to_uint8
     from ..lpips import lpips_distance
     from ..metrics import psnr_y
     from ..upscaling import load_pretrained, prepare_upscale
 
     model = model if model is not None else load_pretrained()
     images = images if images is not None else heldout_crops(256)
-    hr_cal = CropSampler.from_names(TRAIN_IMAGES, calib_crop).sample(n_calib, torch.Generator().manual_seed(0))
     ts = unet_calibration_timesteps(model, steps)
 
     def run(m, qm: AdaBM | None) -> dict[str, Any]:
@@ -164,7 +157,7 @@ def unet_arms(
     for cfg in configs:
         qmodel, qm = quantize_diffusion(model, cfg)
         t0 = time.perf_counter()
-        qm.calibrate(diffusion_calibration_batches(model, hr_cal, ts, seed=1))
+        qm.calibrate(unet_calibration_batches(model, steps, n=n_calib, crop=calib_crop)[0])
         r = run(qmodel, qm)
         r["calibration_seconds"] = time.perf_counter() - t0
         r["layers"] = len(qm.layer_names)
@@ -194,7 +187,7 @@ def quant(
     ft = finetune_config or FinetuneConfig()
     model = load_edsr(device="cpu")
     images = heldout_crops(512)
-    calib = training_lr_patches(n_calib, 48, seed=0)
+    calib = edsr_calibration_batches(n_calib)
     ft_data = training_lr_patches(n_finetune, 48, seed=1)
     t0 = time.perf_counter()
     arms: dict[str, Any] = {"FP32": evaluate_sr(model, images)}
@@ -303,5 +296,4 @@ def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
 
 
 __all__ = ["TARGET_FAB", "TARGET_INT8_SPEEDUP", "TARGET_PSNR_GAP_DB", "add_arguments", "evaluate_sr",
-           "format_quant", "format_result", "int8_arm", "latency", "quant", "run_args", "unet_arms",
-           "unet_calibration_timesteps"]
+           "format_quant", "format_result", "int8_arm", "latency", "quant", "run_args", "unet_arms"]
