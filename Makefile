@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout=300
 
-.PHONY: install demo test unit notebooks-test notebooks lab bench clean
+.PHONY: install demo test unit notebooks-test notebooks lab bench schedules clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: $(STAMP)
 	mkdir -p out
 	$(BIN)/adasr upscale data/astronaut_lr128.png -o out/astronaut_x4.png --report out/astronaut_x4.json \
 		--compare figures/demo_astronaut_x4.png
+
+## Re-run the schedule search on the training photos and re-register adasr/weights/schedules.json (~15 min, 2 cores).
+schedules: $(STAMP)
+	$(BIN)/python -m adasr.adaptive.schedule_opt
 
 ## The whole test suite: unit tests, then every notebook under nbval. pytest's exit 5 (nothing collected) fails loudly.
 test: $(STAMP) unit notebooks-test

@@ -95,7 +95,7 @@ def _configs(a: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[Up
             if refused:
                 parser.error(f"{', '.join(refused)} appl{'ies' if len(refused) == 1 else 'y'} to the diffusion model "
                              f"only (--model sr_x4); {config.model} is a regression CNN, one forward pass")
-        adaptive = AdaptiveConfig(**ad).with_(n_max=config.steps)
+        adaptive = AdaptiveConfig(**ad).with_(n_max=config.n_steps)
         adaptive.check(config.policy)
     except ConfigError as exc:
         parser.error(exc.render(lambda name: _FLAGS.get(name, name)))
@@ -164,12 +164,22 @@ def _summary(config: UpscaleConfig, report: Any) -> str:
     if config.kind != "diffusion":
         text = f"{config.model}{quant}, one forward pass"
     elif config.policy == "uniform":
-        text = f"{config.steps} steps{',' + quant if quant else ''}"
+        text = f"{config.n_steps} steps{_schedule_name(report, ' of ')}{',' + quant if quant else ''}"
     else:
-        text = (f"{config.policy}: {report.tile_evaluations / max(1, report.tiles):.1f} of {config.steps} steps "
-                f"per tile{',' + quant if quant else ''}")
+        text = (f"{config.policy}: {report.tile_evaluations / max(1, report.tiles):.1f} of {config.n_steps} steps "
+                f"per tile{_schedule_name(report, ' of ')}{',' + quant if quant else ''}")
     fab = getattr(report, "fab", None)
     return text + (f" (FAB {fab:.2f})" if fab is not None else "")
+
+
+def _schedule_name(report: Any, prefix: str) -> str:
+    """``prefix`` + ``balanced [999, 137, 21]``: the schedule's name and its list (and η when it is not 0); empty
+    for a report without a schedule."""
+    sched = getattr(report, "schedule", None)
+    if not sched:
+        return ""
+    eta = getattr(report, "eta", None)
+    return f"{prefix}{sched['name']} {sched['timesteps']}" + (f" η={eta:g}" if eta else "")
 
 
 def _delegate(name: str, argv: list[str]) -> int:

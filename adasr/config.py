@@ -6,7 +6,8 @@
 
 Each field's ``metadata`` is its command-line form: ``help`` (a field without it has no option), and where needed
 ``flag`` (default ``--name-with-dashes``), ``choices``, ``min`` (the smallest value), ``positive`` (> 0),
-``metavar``, ``group`` (the help section) and ``diffusion`` (True: only a diffusion model uses it).
+``metavar``, ``group`` (the help section), ``diffusion`` (True: only a diffusion model uses it) and ``type`` (the
+value's type where the default is ``None``, which means "resolved from other fields").
 :func:`add_config_arguments` builds argparse options from them and :func:`given_values` reads them back, so a
 default, its allowed values and its help are written once, here; the checks of :meth:`UpscaleConfig.__post_init__`
 and :meth:`AdaptiveConfig.check` raise :class:`ConfigError`, which names the arguments as the library does
@@ -23,7 +24,8 @@ import numbers
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from typing import Any, Callable
 
-from .defaults import DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_STEPS, DEFAULT_TILE
+from .defaults import ADAPTIVE_STEPS, DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_SCHEDULE, DEFAULT_STEPS, DEFAULT_TILE
+from .diffusion.timesteps import SCHEDULE_NAMES, ExplicitSchedule
 
 #: The sampling policies of ``policy=`` / ``--policy`` (built by :func:`adasr.adaptive.policy.make_policy`).
 POLICIES: tuple[str, ...] = ("uniform", "allocation", "early-exit", "adasr")
@@ -63,7 +65,9 @@ def _check_fields(config: Any) -> None:
     """Type, ``choices``, ``min`` and ``positive`` of every field of a config dataclass (from its metadata)."""
     for f in fields(config):
         value, meta = getattr(config, f.name), f.metadata
-        kind = type(f.default) if f.default is not MISSING else None
+        if value is None and f.default is None:
+            continue
+        kind = meta.get("type") or (type(f.default) if f.default is not MISSING else None)
         if kind is int and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
             raise ConfigError(f"{{f}} must be a whole number, got {_lit(repr(value))}", f=f.name)
         if kind is float and (isinstance(value, bool) or not isinstance(value, numbers.Real)
@@ -109,13 +113,20 @@ class UpscaleConfig:
         "about 3 s); adabm: AdaBM's adaptive bit mapping, fake quantization (it measures accuracy, not speed), "
         "calibrated on the training photos first: edsr_x4 W4 b_base 4, one bit per 32-px LR patch (about 4 s); "
         "sr_x4 W8 b_base 6, one bit per tile, at the sampler's own timesteps (about 5 s)", choices=QUANT))
-    steps: int = field(default=DEFAULT_STEPS, metadata=_option(
-        "N, the most denoising steps any tile takes: uniform DDIM's step count, N_max of the adaptive policies",
-        min=1, metavar="N", diffusion=True))
+    steps: int | None = field(default=None, metadata=_option(
+        f"N, the most denoising steps any tile takes: uniform DDIM's step count, N_max of the adaptive policies "
+        f"(default: {DEFAULT_STEPS} for uniform sampling, {ADAPTIVE_STEPS} for the adaptive policies, the length of "
+        "an explicit --schedule)", min=1, metavar="N", diffusion=True, type=int))
+    schedule: str = field(default=DEFAULT_SCHEDULE, metadata=_option(
+        "which timesteps the N steps visit: linspace (999 … 0, the textbook default), leading, trailing, karras, "
+        "an optimised preset perceptual, balanced or fidelity (searched on the training photos: "
+        "python -m adasr.adaptive.schedule_opt), or an explicit descending list such as 999,100,20",
+        metavar="NAME|LIST", diffusion=True))
     seed: int = field(default=0, metadata=_option(
         "seed of the initial noise; equal seeds give equal outputs", metavar="S", diffusion=True))
-    eta: float = field(default=0.0, metadata=_option(
-        "DDIM's η: 0 is deterministic DDIM, 1 adds DDPM's noise at every step", min=0.0, diffusion=True))
+    eta: float | None = field(default=None, metadata=_option(
+        "DDIM's η: 0 is deterministic DDIM, 1 adds DDPM's noise at every step (default: the η an optimised "
+        "--schedule was chosen with, 0 otherwise)", min=0.0, diffusion=True, type=float))
     device: str = field(default="auto", metadata=_option("cpu, cuda, cuda:N or auto"))
     precision: str = field(default="auto", metadata=_option(
         "auto uses bf16 where the hardware is fast at it (EDSR and quantized models run fp32)", choices=PRECISIONS))
@@ -129,6 +140,20 @@ class UpscaleConfig:
 
     def __post_init__(self) -> None:
         _check_fields(self)
+        if self.schedule not in SCHEDULE_NAMES:
+            try:
+                explicit = ExplicitSchedule(tuple(int(v) for v in self.schedule.replace(" ", "").strip(",").split(",")))
+            except ValueError as exc:
+                detail = str(exc) if "explicit" in str(exc) else f"got {self.schedule!r}"
+                raise ConfigError(f"{{schedule}} must be one of {_lit(', '.join(SCHEDULE_NAMES))} or a descending "
+                                  f"list of timesteps such as 999,100,20; {_lit(detail)}", schedule="schedule") from None
+            if self.steps is not None and self.steps != len(explicit.steps):
+                raise ConfigError(f"{{steps}} ({self.steps}) differs from the {len(explicit.steps)} timesteps of "
+                                  "{schedule}; leave {steps} out", steps="steps", schedule="schedule")
+            if self.policy in ("allocation", "adasr"):
+                raise ConfigError(f"{{policy}} {self.policy} gives tiles different numbers of steps, which an "
+                                  "explicit {schedule} list cannot; name a schedule family", policy="policy",
+                                  schedule="schedule")
         if self.overlap >= self.tile:
             raise ConfigError(f"{{overlap}} ({self.overlap}) must be smaller than {{tile}} ({self.tile})",
                               overlap="overlap", tile="tile")
@@ -138,6 +163,16 @@ class UpscaleConfig:
     def kind(self) -> str:
         """``diffusion`` or ``regression`` (:data:`MODELS`)."""
         return MODELS[self.model]
+
+    @property
+    def n_steps(self) -> int:
+        """N as it runs: ``steps`` if given, else the length of an explicit ``schedule``, else
+        :data:`~adasr.defaults.DEFAULT_STEPS` (uniform) or :data:`~adasr.defaults.ADAPTIVE_STEPS` (adaptive)."""
+        if self.steps is not None:
+            return self.steps
+        if self.schedule not in SCHEDULE_NAMES:
+            return len(self.schedule.strip(",").split(","))
+        return DEFAULT_STEPS if self.policy == "uniform" else ADAPTIVE_STEPS
 
     def with_(self, **changes: Any) -> "UpscaleConfig":
         return replace(self, **changes)
@@ -240,7 +275,7 @@ def _int_at_least(lo: int) -> Callable[[str], int]:
 
 
 def _parser_type(f: Field) -> Callable[[str], Any] | None:
-    kind = type(f.default)
+    kind = f.metadata.get("type") or type(f.default)
     if kind is int:
         return _int_at_least(f.metadata["min"]) if "min" in f.metadata else int
     if kind is float:

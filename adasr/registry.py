@@ -107,6 +107,49 @@ def register(
     return e
 
 
+def register_json(name: str, content: Any, *, weights_dir: Path = WEIGHTS_DIR, **info: Any) -> dict[str, Any]:
+    """Save ``content`` as ``{name}.json`` (a small non-tensor asset: the optimised schedules) and record it (sha256,
+    bytes and ``info``: the command that made it, its data, its seconds)."""
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    file = f"{name}.json"
+    (weights_dir / file).write_text(json.dumps(content, indent=1, sort_keys=True) + "\n")
+    (weights_dir / file).chmod(0o644)
+    reg = read_registry(weights_dir)
+    e = {"file": file, "sha256": sha256_file(weights_dir / file), "bytes": (weights_dir / file).stat().st_size,
+         "dtype": "json", **info}
+    reg[name] = e
+    (weights_dir / REGISTRY_FILE).write_text(json.dumps(reg, indent=2, sort_keys=True) + "\n")
+    return e
+
+
+def load_json(name: str, weights_dir: Path = WEIGHTS_DIR, verify: bool = True) -> Any:
+    """The registered JSON asset ``name``, after checking its sha256 against the registry."""
+    e = entry(name, weights_dir)
+    path = weights_dir / e["file"]
+    if not path.exists():
+        raise WeightsError(f"{path} is missing (the repository checkout is incomplete)")
+    if verify and sha256_file(path) != e["sha256"]:
+        raise WeightsError(f"{path} does not match the sha256 the registry records")
+    return json.loads(path.read_text())
+
+
+def load_schedule_presets(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
+    """{preset name: :class:`~adasr.diffusion.timesteps.PresetSchedule`} from the shipped ``schedules.json``
+    (written by ``python -m adasr.adaptive.schedule_opt``); each stored list is checked against its family."""
+    from .diffusion.timesteps import PresetSchedule, family_schedule
+
+    data = load_json("schedules", weights_dir)
+    out = {}
+    for preset, by_n in data["presets"].items():
+        points = {int(n): p for n, p in by_n.items()}
+        for n, p in points.items():
+            if family_schedule(p["family"], p.get("params", {})).timesteps(n) != list(p["timesteps"]):
+                raise WeightsError(f"schedules.json: {preset} N={n} stores {p['timesteps']}, its family gives "
+                                   "another list")
+        out[preset] = PresetSchedule(preset, points)
+    return out
+
+
 def restore_as(name: str, dtype: torch.dtype, *, command: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
     """Re-store registered weights ``name`` with floating tensors in ``dtype`` (e.g. float32 → float16, half the
     bytes), keeping every other field of its entry (config, training command, provenance, metrics).

@@ -28,9 +28,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .adaptive.policy import AdaptiveConfig
-from .config import MODELS, QUANT, ConfigError, UpscaleConfig, check_model_options
+from .config import MODELS, QUANT, ConfigError, UpscaleConfig, _lit, check_model_options
 from .data import to_tensor, to_uint8, upscale_bicubic
-from .defaults import DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_STEPS, DEFAULT_TILE
+from .defaults import DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_SCHEDULE, DEFAULT_STEPS, DEFAULT_TILE
+from .diffusion.timesteps import Schedule, get_schedule
 from .quant.adabm import AdaBMConfig
 from .registry import entry, load_state_dict
 from .runtime import prepare_for_inference, resolve_device, resolve_precision
@@ -38,7 +39,7 @@ from .sampling.loop import SampleResult, SamplerState, iterate_tiles
 from .sampling.policies import Policy, UniformDDIM
 from .srmodel import SRDiffusion, SRDiffusionConfig
 
-__all__ = ["ADABM_EDSR", "ADABM_UNET", "DEFAULT_MODEL", "DEFAULT_STEPS", "RegressionJob", "UpscaleJob",
+__all__ = ["ADABM_EDSR", "ADABM_UNET", "DEFAULT_MODEL", "DEFAULT_SCHEDULE", "DEFAULT_STEPS", "RegressionJob", "UpscaleJob",
            "UpscaleModel", "UpscaleReport", "UpscaleResult", "edsr_calibration_batches", "estimate_memory_bytes",
            "load_model", "load_pretrained", "prepare_upscale", "resolve_policy", "unet_calibration_batches",
            "unet_calibration_timesteps",
@@ -72,14 +73,16 @@ def edsr_calibration_batches(n: int = 64, size: int = 48, batch: int = 16, seed:
     return [lr[i : i + batch] for i in range(0, n, batch)]
 
 
-def unet_calibration_timesteps(model: SRDiffusion, steps: int) -> list[int]:
-    """The timesteps the UNet's bit mapping is calibrated at: exactly those the DDIM-``steps`` sampler visits,
-    ``UniformDDIM(steps).timesteps(T)`` (linspace: 999, 888, …, 0 for 10 steps of T = 1000)."""
-    return UniformDDIM(steps).timesteps(model.num_train_timesteps)
+def unet_calibration_timesteps(model: SRDiffusion, steps: int,
+                               schedule: str | Schedule = DEFAULT_SCHEDULE) -> list[int]:
+    """The timesteps the UNet's bit mapping is calibrated at: exactly those the ``steps``-step sampler of
+    ``schedule`` visits, ``UniformDDIM(steps, schedule).timesteps(T)`` (linspace: 999, 888, …, 0 for 10 steps)."""
+    return UniformDDIM(steps, schedule).timesteps(model.num_train_timesteps)
 
 
-def unet_calibration_batches(model: SRDiffusion, steps: int, n: int = 4, crop: int = 64,
-                             seed: int = 0) -> tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], list[int]]:
+def unet_calibration_batches(model: SRDiffusion, steps: int, n: int = 4, crop: int = 64, seed: int = 0,
+                             schedule: str | Schedule = DEFAULT_SCHEDULE
+                             ) -> tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], list[int]]:
     """What the UNet's AdaBM calibrates on (here and in ``adasr bench quant``): ``n`` seeded HR crops (crop×crop)
     of the training photos, each noised to every timestep of :func:`unet_calibration_timesteps`
     (:func:`~adasr.quant.adabm.diffusion_calibration_batches`): batches of UNet inputs (x_t, t, up(LR)) and the
@@ -88,7 +91,7 @@ def unet_calibration_batches(model: SRDiffusion, steps: int, n: int = 4, crop: i
     from .quant import adabm
 
     hr = CropSampler.from_names(TRAIN_IMAGES, crop).sample(n, torch.Generator().manual_seed(seed))
-    ts = unet_calibration_timesteps(model, steps)
+    ts = unet_calibration_timesteps(model, steps, schedule)
     return adabm.diffusion_calibration_batches(model, hr, ts, seed=seed + 1), ts
 
 
@@ -161,7 +164,8 @@ def _device(device: str | torch.device | None, quant: str) -> torch.device:
 
 
 def load_model(model: str | nn.Module | UpscaleModel = DEFAULT_MODEL, quant: str = "none", *,
-               device: str | torch.device | None = None, steps: int = DEFAULT_STEPS) -> UpscaleModel:
+               device: str | torch.device | None = None, steps: int = DEFAULT_STEPS,
+               schedule: str | Schedule = DEFAULT_SCHEDULE) -> UpscaleModel:
     """The model of ``upscale_tensor(model=…, quant=…)``: a shipped name (:data:`~adasr.config.MODELS`) is loaded,
     a module used as it is, then quantized (a copy; the original is left alone) when ``quant`` is not ``'none'``:
 
@@ -169,7 +173,7 @@ def load_model(model: str | nn.Module | UpscaleModel = DEFAULT_MODEL, quant: str
       :func:`edsr_calibration_batches` (about 3 s on two cores);
     * ``adabm`` on EDSR: :data:`ADABM_EDSR` calibrated on the same LR patches (about 3 s);
     * ``adabm`` on the diffusion model: :func:`~adasr.quant.adabm.quantize_diffusion` with :data:`ADABM_UNET`,
-      calibrated on :func:`unet_calibration_batches` at the timesteps of ``steps``-step uniform DDIM (seconds).
+      calibrated on :func:`unet_calibration_batches` at the timesteps of the ``steps``-step ``schedule`` (seconds).
 
     Quantization runs on the CPU, then the network moves to ``device`` (``auto`` is the CPU for int8). A module that already is quantized (an
     :class:`~adasr.quant.adabm.AdaBM` or :class:`~adasr.quant.int8.Int8EDSR`, or an SRDiffusion with an AdaBM UNet)
@@ -209,11 +213,13 @@ def load_model(model: str | nn.Module | UpscaleModel = DEFAULT_MODEL, quant: str
         from .quant.adabm import quantize_diffusion
 
         qmodel, qm = quantize_diffusion(net, ADABM_UNET)
-        batches, ts = unet_calibration_batches(net, steps)
+        batches, ts = unet_calibration_batches(net, steps, schedule=schedule)
         qm.calibrate(batches)
+        sched_name = get_schedule(schedule).name
         info = {"method": "adabm", "config": ADABM_UNET.label, "layers": len(qm.layer_names),
                 "calibration": f"{sum(b[0].shape[0] for b in batches)} UNet inputs: 4 HR crops 64² of the training "
-                               f"photos noised to each of the {len(ts)} timesteps of uniform DDIM-{steps}",
+                               f"photos noised to each of the {len(ts)} timesteps of the {steps}-step "
+                               f"{sched_name} schedule",
                 "timesteps": ts, "seconds": time.perf_counter() - t0}
         return UpscaleModel(qmodel.eval().to(dev), name, kind, "adabm", qm, info)
     batches = edsr_calibration_batches()
@@ -244,7 +250,9 @@ class UpscaleReport:
     of the whole image (``tiles`` = 1, ``policy`` = ``'none'``, ``seed`` = None). ``evaluations_by_mode`` /
     ``macs_by_mode`` split the work by denoiser mode (:mod:`adasr.sampling.denoiser`); ``fab`` is AdaBM's feature
     average bit-width over the run (mean over tile-evaluations), None without AdaBM; ``adaptive`` the
-    :class:`AdaptiveConfig` of a named adaptive policy; ``steps_per_tile`` the steps each tile really ran.
+    :class:`AdaptiveConfig` of a named adaptive policy; ``steps_per_tile`` the steps each tile really ran;
+    ``schedule`` the timestep schedule ({name, timesteps of the busiest tile, its η where it has one}) and
+    ``eta`` the η the sampler ran with (None for a regression model).
     """
 
     steps: int
@@ -270,6 +278,8 @@ class UpscaleReport:
     steps_per_tile: list[int] = field(default_factory=list)
     evaluations_by_mode: dict[str, int] = field(default_factory=dict)
     macs_by_mode: dict[str, int] = field(default_factory=dict)
+    schedule: dict[str, Any] | None = None
+    eta: float | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -326,10 +336,11 @@ def _named_adaptive(policy: str, adaptive: AdaptiveConfig | None, steps: int) ->
 
 
 def resolve_policy(policy: str | Policy | None, model: SRDiffusion, *, steps: int, adaptive: AdaptiveConfig | None,
-                   tile: int, overlap: int) -> Policy:
+                   tile: int, overlap: int, schedule: str | Schedule = DEFAULT_SCHEDULE) -> Policy:
     """The :class:`~adasr.sampling.policies.Policy` for ``policy``: an object is used as it is; a name of
     :data:`~adasr.config.POLICIES` is built by :func:`~adasr.adaptive.policy.policy_for_model` from
-    ``adaptive`` with N_max = ``steps`` (``steps`` is the budget of the busiest tile for every policy)."""
+    ``adaptive`` with N_max = ``steps`` (``steps`` is the budget of the busiest tile for every policy) and its
+    timestep lists from ``schedule``."""
     if isinstance(policy, Policy):
         return policy
     from .adaptive.policy import policy_for_model
@@ -337,8 +348,8 @@ def resolve_policy(policy: str | Policy | None, model: SRDiffusion, *, steps: in
     kind = policy or "uniform"
     config = _named_adaptive(kind, adaptive, steps)
     if kind == "uniform":
-        return UniformDDIM(steps)
-    return policy_for_model(kind, config, model, tile=tile, overlap=overlap)
+        return UniformDDIM(steps, schedule)
+    return policy_for_model(kind, config, model, tile=tile, overlap=overlap, schedule=schedule)
 
 
 class _FabMeter:
@@ -428,6 +439,7 @@ class UpscaleJob:
             adaptive=self.adaptive.to_dict() if self.adaptive is not None else None,
             steps_per_tile=[t.evaluations for t in res.tiles],
             evaluations_by_mode=dict(res.cost.evaluations_by_mode), macs_by_mode=dict(res.cost.macs_by_mode),
+            schedule=describe_schedule(self.policy, self.model.num_train_timesteps), eta=self.eta,
         )
         return UpscaleResult(hr.cpu(), report, res)
 
@@ -471,12 +483,22 @@ class RegressionJob:
         return UpscaleResult(sr.cpu(), report, None)
 
 
+def describe_schedule(policy: Policy, num_train_timesteps: int) -> dict[str, Any] | None:
+    """The report's ``schedule``: the policy's schedule described at its budget N, or None for a policy without
+    one."""
+    sched = policy.schedule
+    if not isinstance(sched, Schedule):
+        return None
+    return sched.describe(policy.steps, num_train_timesteps)
+
+
 def prepare_upscale(
     x: torch.Tensor,
     *,
     model: str | nn.Module | UpscaleModel = DEFAULT_MODEL,
     quant: str = "none",
     steps: int | None = None,
+    schedule: str | Schedule | None = None,
     seed: int | None = None,
     policy: str | Policy | None = None,
     adaptive: AdaptiveConfig | None = None,
@@ -498,12 +520,19 @@ def prepare_upscale(
              if v is not None}
     if isinstance(policy, str):
         given["policy"] = policy
+    if isinstance(schedule, str):
+        given["schedule"] = schedule
+    elif isinstance(schedule, (list, tuple)):
+        given["schedule"] = ",".join(str(v) for v in schedule)
+    elif schedule is not None and not isinstance(schedule, Schedule):
+        raise ConfigError(f"{{schedule}} must be a name, a list of timesteps or a Schedule, got "
+                          f"{type(schedule).__name__}", schedule="schedule")
     if quant not in QUANT:
         raise ConfigError(f"{{quant}} must be one of {', '.join(QUANT)}, got {quant!r}", quant="quant")
     kind, name = _kind_of(model)
     if kind != "diffusion":
         extra = sorted(given) + (["policy"] if isinstance(policy, Policy) else []) + (
-            ["adaptive"] if adaptive is not None else [])
+            ["adaptive"] if adaptive is not None else []) + (["schedule"] if isinstance(schedule, Schedule) else [])
         if extra:
             raise ConfigError(f"{', '.join(extra)} appl{'ies' if len(extra) == 1 else 'y'} to diffusion models only; "
                               f"{name} is a regression CNN (one forward pass)")
@@ -519,24 +548,36 @@ def prepare_upscale(
         if steps is not None and steps != policy.steps:
             raise ConfigError(f"{{steps}} ({steps}) differs from the policy's own budget ({policy.steps}); leave "
                               "{steps} out with a Policy object", steps="steps")
+        if schedule is not None:
+            raise ConfigError("{schedule} configures a named policy; a Policy object carries its own schedule",
+                              schedule="schedule")
+    n_steps = policy.steps if isinstance(policy, Policy) else config.n_steps
+    sched = schedule if isinstance(schedule, Schedule) else get_schedule(config.schedule)
+    if isinstance(policy, Policy):
+        sched = policy.schedule or sched
+    try:
+        sched.timesteps(n_steps)  # an explicit list of another length, a t_end too close to T, … fail here
+    except ValueError as exc:
+        raise ConfigError(f"{{schedule}}: {_lit(str(exc))}", schedule="schedule") from None
     adaptive_used = None
     if kind == "diffusion" and not isinstance(policy, Policy):
-        checked = _named_adaptive(config.policy, adaptive, config.steps)
+        checked = _named_adaptive(config.policy, adaptive, n_steps)
         adaptive_used = checked if config.policy != "uniform" else None
     dev = _device(device, named_quant)
     exact = kind != "diffusion" or named_quant != "none"  # EDSR and quantized models run fp32
     prec = "fp32" if exact else resolve_precision(precision, dev)
-    info = load_model(model, quant, device=dev, steps=config.steps)
+    info = load_model(model, quant, device=dev, steps=n_steps, schedule=sched)
     if kind != "diffusion":
         return RegressionJob(info, x.to(dev).float(), dev, t_start)
     net = prepare_for_inference(info.net, dev, prec)
     h, w = x.shape[-2:]
     up = upscale_bicubic(x.to(dev).float(), net.config.scale)
     H, W = up.shape[-2:]
-    pol = resolve_policy(policy if isinstance(policy, Policy) else config.policy, net, steps=config.steps,
-                         adaptive=adaptive, tile=config.tile, overlap=config.overlap)
+    pol = resolve_policy(policy if isinstance(policy, Policy) else config.policy, net, steps=n_steps,
+                         adaptive=adaptive, tile=config.tile, overlap=config.overlap, schedule=sched)
+    eta_used = config.eta if config.eta is not None else (sched.eta_for(n_steps) or 0.0)
     return UpscaleJob(net, _pad_to_multiple(up, net.unet.multiple), (int(H), int(W)), (int(h), int(w)), pol,
-                      config.tile, config.overlap, config.seed, config.eta, dev, prec, progress, t_start, info,
+                      config.tile, config.overlap, config.seed, float(eta_used), dev, prec, progress, t_start, info,
                       adaptive_used)
 
 
@@ -548,18 +589,25 @@ def upscale_tensor(x: torch.Tensor, **kwargs: Any) -> UpscaleResult:
             pass), a module (an :class:`SRDiffusion` or an LR → SR network) or an :class:`UpscaleModel`.
         quant: ``"none"``, ``"int8"`` (EDSR on the CPU) or ``"adabm"`` (:func:`load_model`; calibrated on the
             training photos first, seconds).
-        steps: N, the most steps any tile takes (uniform DDIM's step count; N_max of the adaptive policies).
+        steps: N, the most steps any tile takes (uniform DDIM's step count; N_max of the adaptive policies);
+            default :data:`~adasr.defaults.DEFAULT_STEPS` for uniform sampling, ``ADAPTIVE_STEPS`` for the adaptive
+            policies, the length of an explicit schedule.
+        schedule: which timesteps: ``"linspace"``, ``"leading"``, ``"trailing"``, ``"karras"``, an optimised preset
+            ``"perceptual"`` / ``"balanced"`` (default) / ``"fidelity"``, an explicit list (``[999, 100, 20]`` or
+            ``"999,100,20"``) or a :class:`~adasr.diffusion.timesteps.Schedule`.
         policy: ``"uniform"`` (default), ``"allocation"``, ``"early-exit"``, ``"adasr"`` or a
             :class:`~adasr.sampling.policies.Policy` object (which carries its own budget and settings).
         adaptive: the :class:`~adasr.adaptive.policy.AdaptiveConfig` of a named adaptive policy (its ``n_max``
             is replaced by ``steps``).
-        seed, eta: initial noise and DDIM's η. tile, overlap: tiling in output pixels.
+        seed, eta: initial noise and DDIM's η (default: the η an optimised schedule was chosen with, else 0).
+        tile, overlap: tiling in output pixels.
         device, precision: ``precision='auto'`` uses bf16 autocast where the device runs bf16 natively, fp32
             elsewhere (EDSR and quantized models always run fp32); the model runs channels_last where that is
             faster (:func:`~adasr.runtime.prepare_for_inference`).
         progress: a tqdm bar.
 
-    ``steps``, ``seed``, ``policy``, ``adaptive``, ``tile``, ``overlap`` and ``eta`` apply to diffusion models only;
+    ``steps``, ``schedule``, ``seed``, ``policy``, ``adaptive``, ``tile``, ``overlap`` and ``eta`` apply to diffusion
+    models only;
     a regression model refuses them (ValueError). Bad names or values raise ValueError naming the argument.
     To watch the sampler, use :func:`prepare_upscale` and iterate ``job.states()``.
     """

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from adasr.defaults import DEFAULT_SCHEDULE
 import torch
 from PIL import Image
 
@@ -185,8 +187,11 @@ def fake_upscaler(monkeypatch):
             return {"steps": 0, "tile_evaluations": 0, "tiles": 1, "policy": "stand-in"}
 
     def fake(x, **kw):
-        built = up.resolve_policy(kw["policy"], model, steps=kw["steps"], adaptive=kw.get("adaptive"),
-                                  tile=kw["tile"], overlap=kw["overlap"])
+        from adasr.config import UpscaleConfig
+
+        steps = UpscaleConfig(policy=kw["policy"], schedule=kw["schedule"], steps=kw["steps"]).n_steps
+        built = up.resolve_policy(kw["policy"], model, steps=steps, adaptive=kw.get("adaptive"),
+                                  tile=kw["tile"], overlap=kw["overlap"], schedule=kw["schedule"])
         calls.append({**kw, "built": built})
         return upscale_bicubic(x), Report(), None
 
@@ -234,7 +239,7 @@ def test_n_min_may_exceed_steps_for_policies_without_allocation(capsys, tmp_path
     code, _, err = run_main(capsys, "upscale", src, "-o", tmp_path / "out.png", "--steps", "2", "--n-min", "3", "-q")
     assert code == 0, err
     (call,) = fake_upscaler
-    assert call["policy"] == "uniform" and call["steps"] == 2 and call["built"] == UniformDDIM(2)
+    assert call["policy"] == "uniform" and call["steps"] == 2 and call["built"] == UniformDDIM(2, DEFAULT_SCHEDULE)
 
 
 def test_early_exit_with_few_steps(capsys, tmp_path, fake_upscaler):
@@ -272,7 +277,7 @@ def test_cli_defaults_come_from_the_configs(capsys, tmp_path, fake_upscaler):
     code, _, err = run_main(capsys, "upscale", src, "-o", tmp_path / "out.png", "-q")
     assert code == 0, err
     (call,) = fake_upscaler
-    assert call["adaptive"] == AdaptiveConfig(n_max=UpscaleConfig().steps)
+    assert call["adaptive"] == AdaptiveConfig(n_max=UpscaleConfig().n_steps)
     assert {k: call[k] for k in UpscaleConfig().to_dict()} == UpscaleConfig().to_dict()
 
 

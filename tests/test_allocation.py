@@ -123,7 +123,7 @@ def test_plan_is_spaced_timesteps_of_each_budget():
     assert plans[0] == [999] and plans[4] == spaced_timesteps(8, 1000)
     assert pol.plan(tiles, 50) == [spaced_timesteps(b, 50) for b in budgets]
     lead = StepAllocation(n_min=1, n_max=8, normalize="calibrated", calibration=IDENTITY, estimator_fn=forced(vals),
-                          spacing="leading")
+                          schedule="leading")
     assert lead.plan(tiles, 1000) == [spaced_timesteps(b, 1000, "leading") for b in budgets]
 
 

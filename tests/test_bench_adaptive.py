@@ -1,6 +1,7 @@
-"""adasr.benchmarks.adaptive (comparisons, equal-budget controls, sweep points, text tables, CLI wiring),
-adasr.adaptive.equal_budget.equal_budget and adasr.viz.adaptive.plot_speed_quality, on fabricated results (nothing
-is sampled here, except by the quality test at the end, on a tiny model)."""
+"""adasr.benchmarks.adaptive (comparisons, equal-budget controls of the same and of every schedule family, sweep
+points, text tables, CLI wiring), adasr.adaptive.equal_budget.equal_budget and adasr.viz.adaptive.plot_speed_quality,
+on fabricated results; one tiny end-to-end run (two families on a tiny model, 32² crops) and the quality test at the
+end sample."""
 
 from __future__ import annotations
 
@@ -133,38 +134,63 @@ def moon() -> dict:
             "steps_saved_per_tile": 20 - 111 / 25}
 
 
-def result(sweep: bool = True, with_moon: bool = True) -> dict:
-    cfg = AdaptiveConfig().to_dict()
-    arms = {"uniform": arm("uniform N=20", 540, 20.0, 30.71, 0.8123, 0.2060),
+def uniform_runs(psnr0: float, lpips0: float, ns=(4, 5, 6, 10, 11, 20)) -> dict[int, dict]:
+    """Fabricated uniform runs at N (27 tiles): PSNR falls 0.1 dB and LPIPS 0.01 per step from N = 0."""
+    return {n: arm(f"uniform N={n}", 27 * n, float(n), psnr0 - 0.1 * n, 0.8, lpips0 - 0.01 * n) for n in ns}
+
+
+def family_arms(uniform: dict[int, dict]) -> dict[str, dict]:
+    """The four headline arms of one family (its uniform N = 20 run and three fabricated adaptive arms)."""
+    return {"uniform": {**uniform[20], "arm": "uniform N=20"},
             "allocation": arm("allocation", 123, 5.5, 30.95, 0.82, 0.2270),
             "early-exit": arm("early-exit", 138, 6.25, 31.50, 0.83, 0.2440),
-            "adasr": arm("adasr", 100, 4.0, 31.60, 0.84, 0.2500)}
-    u4, u5, u6 = (arm(f"uniform N={n}", 27 * n, float(n), 31.0 - 0.1 * n, 0.8, 0.26 - 0.01 * n) for n in (4, 5, 6))
-    controls = {"allocation": equal_budget(u4, u5, 123 / 27), "early-exit": equal_budget(u5, u6, 138 / 27),
-                "adasr": equal_budget(u4, u4, 4.0)}
-    comps = {k: B._compare(arms[k], arms["uniform"]) for k in POLICIES[1:]}
-    for k in POLICIES[1:]:
-        comps[k]["vs_equal_budget"] = {"psnr_gain_db": arms[k]["psnr_y"] - controls[k]["psnr_y"],
-                                       "lpips_gain": controls[k]["lpips"] - arms[k]["lpips"]}
+            "adasr": arm("adasr", 108, 4.0, 31.60, 0.84, 0.2500)}
+
+
+def sweep_points(schedule: str) -> list[dict]:
+    pts = [
+        {"label": "uniform N=5", "policy": "uniform", "mean_steps_per_tile": 5.0, "psnr_y": 31.44, "lpips": 0.224,
+         "seconds": 5.0, "tile_evaluations": 135, "ssim_y": 0.8},
+        {"label": "uniform N=1", "policy": "uniform", "mean_steps_per_tile": 1.0, "psnr_y": 31.98, "lpips": 0.256,
+         "seconds": 1.0, "tile_evaluations": 27, "ssim_y": 0.8},
+        {"label": "uniform N=20", "policy": "uniform", "mean_steps_per_tile": 20.0, "psnr_y": 30.71,
+         "lpips": 0.206, "seconds": 20.0, "tile_evaluations": 540, "ssim_y": 0.8},
+        {"label": "allocation 2–20", "policy": "allocation", "mean_steps_per_tile": 6.5, "psnr_y": 31.2,
+         "lpips": 0.23, "seconds": 6.0, "tile_evaluations": 176, "ssim_y": 0.8},
+        {"label": "allocation 1–10", "policy": "allocation", "mean_steps_per_tile": 3.25, "psnr_y": 31.6,
+         "lpips": 0.24, "seconds": 3.0, "tile_evaluations": 88, "ssim_y": 0.8},
+        {"label": "early-exit ε=0.002", "policy": "early-exit", "mean_steps_per_tile": 5.1, "psnr_y": 31.5,
+         "lpips": 0.244, "seconds": 5.0, "tile_evaluations": 138, "ssim_y": 0.8},
+    ]
+    return [{**p, "schedule": schedule} for p in pts]
+
+
+#: the fabricated families: linspace, and a "balanced" whose uniform runs are 0.2 dB better and 0.005 worse in LPIPS
+FAMILY_UNIFORM = {"linspace": (31.5, 0.30), "balanced": (31.7, 0.305)}
+
+
+def result(sweep: bool = True, with_moon: bool = True) -> dict:
+    """A fabricated result of two families, assembled by the benchmark's own functions."""
+    cfg = AdaptiveConfig().to_dict()
+    uniform = {f: uniform_runs(*v) for f, v in FAMILY_UNIFORM.items()}
+    arms = {f: family_arms(u) for f, u in uniform.items()}
+    assembled = B.controls_and_comparisons(arms, uniform, 20)
+    blocks = {f: {"schedule": {"name": f, "timesteps": [999, 0], "n": 20, "eta": 0.0 if f == "linspace" else 0.5},
+                  "arms": arms[f], **assembled[f]} for f in arms}
+    for f, b in blocks.items():
+        if sweep:
+            b["sweep"] = sweep_points(f)
+        if with_moon:
+            b["moon"] = moon()
+    p = blocks["linspace"]
     r = {"benchmark": "adaptive", "config": cfg, "seed": 0, "crop": 256, "tile": 128, "overlap": 32,
-         "device": "cpu", "precision": "bf16", "arms": arms, "equal_budget_controls": controls, "comparisons": comps}
+         "device": "cpu", "precision": "bf16", "schedules": list(blocks), "primary_schedule": "linspace",
+         "arms": p["arms"], "equal_budget_controls": p["equal_budget_controls"], "comparisons": p["comparisons"],
+         "families": blocks, "uniform": {f: {str(n): u[n] for n in sorted(u)} for f, u in uniform.items()}}
     if sweep:
-        r["sweep"] = [
-            {"label": "uniform N=5", "policy": "uniform", "mean_steps_per_tile": 5.0, "psnr_y": 31.44, "lpips": 0.224,
-             "seconds": 5.0, "tile_evaluations": 135, "ssim_y": 0.8},
-            {"label": "uniform N=1", "policy": "uniform", "mean_steps_per_tile": 1.0, "psnr_y": 31.98, "lpips": 0.256,
-             "seconds": 1.0, "tile_evaluations": 27, "ssim_y": 0.8},
-            {"label": "uniform N=20", "policy": "uniform", "mean_steps_per_tile": 20.0, "psnr_y": 30.71,
-             "lpips": 0.206, "seconds": 20.0, "tile_evaluations": 540, "ssim_y": 0.8},
-            {"label": "allocation 2–20", "policy": "allocation", "mean_steps_per_tile": 6.5, "psnr_y": 31.2,
-             "lpips": 0.23, "seconds": 6.0, "tile_evaluations": 176, "ssim_y": 0.8},
-            {"label": "allocation 1–10", "policy": "allocation", "mean_steps_per_tile": 3.25, "psnr_y": 31.6,
-             "lpips": 0.24, "seconds": 3.0, "tile_evaluations": 88, "ssim_y": 0.8},
-            {"label": "early-exit ε=0.002", "policy": "early-exit", "mean_steps_per_tile": 5.1, "psnr_y": 31.5,
-             "lpips": 0.244, "seconds": 5.0, "tile_evaluations": 138, "ssim_y": 0.8},
-        ]
+        r["sweep"] = p["sweep"]
     if with_moon:
-        r["moon"] = moon()
+        r["moon"] = p["moon"]
     return r
 
 
@@ -187,22 +213,138 @@ def test_format_adaptive_contains_the_numbers():
     assert lines[0] == "adaptive: held-out 256×256 crops ×4, tiles 128/32, cpu/bf16, seed 0"
     assert lines[1] == ("N_max 20, N_min 3, estimator gradient (calibrated, linear), ε 0.002, P 2, T_min 4, "
                         "exit per tile")
-    row = next(l for l in lines if l.startswith("allocation "))
+    assert lines[3] == "schedule linspace: linspace, η 0 at N_max; timesteps at N_max [999, 0]"
+    assert lines[4] == "schedule balanced: balanced, η 0.5 at N_max; timesteps at N_max [999, 0]"
+    # the uniform runs of both families side by side, one line per N
+    side = lines.index("uniform DDIM at every measured budget, schedules side by side (PSNR-Y / LPIPS / sec; "
+                       "'=': the same lists and η as a family to its left, run once):")
+    assert lines[side + 1].split() == ["N", "linspace", "balanced"]
+    assert lines[side + 2].split() == ["4", "31.10", "0.2600", "4.00", "31.30", "0.2650", "4.00"]
+    sections = [i for i, l in enumerate(lines) if l.startswith("== schedule ")]
+    assert [lines[i] for i in sections] == ["== schedule linspace ==", "== schedule balanced =="]
+    lin = lines[sections[0]:sections[1]]
+    row = next(l for l in lin if l.startswith("allocation "))
     assert row.split() == ["allocation", "4.56", "123", "5.50", "30.95", "0.8200", "0.2270"]
-    row = next(l for l in lines if l.startswith("uniform N=20 "))
-    assert row.split() == ["uniform", "N=20", "20.00", "540", "20.00", "30.71", "0.8123", "0.2060"]
-    ctl = next(l for l in lines if "for allocation" in l)  # interpolated control at N = 4.56
+    row = next(l for l in lin if l.startswith("uniform N=20 "))
+    assert row.split() == ["uniform", "N=20", "20.00", "540", "20.00", "29.50", "0.8000", "0.1000"]
+    ctl = next(l for l in lin if "for allocation" in l)  # interpolated control at N = 4.56
     assert ctl.split()[:5] == ["N=4.56", "for", "allocation", "4.56", "123"]
     assert "N=4.00 for adasr" in text
-    cmp = next(l for l in lines if l.strip().startswith("allocation") and "evals" in l)
+    cmp = next(l for l in lin if l.strip().startswith("allocation") and "evals" in l)
     assert "evals  4.39× (met)" in cmp and "wall  3.64× (met)" in cmp
-    assert "PSNR +0.24 dB (met)" in cmp and "LPIPS +0.0210 (NOT met)" in cmp
-    eb = r["comparisons"]["allocation"]["vs_equal_budget"]
-    assert f"vs equal budget: PSNR {eb['psnr_gain_db']:+.2f} dB, LPIPS {-eb['lpips_gain']:+.4f}" in cmp
+    assert "PSNR +1.45 dB (met)" in cmp and "LPIPS +0.1270 (NOT met)" in cmp
+    eb = r["families"]["linspace"]["comparisons"]["allocation"]["vs_equal_budget"]
+    assert (f"vs equal budget: PSNR {eb['psnr_gain_db']:+.2f} dB, LPIPS {-eb['lpips_gain']:+.4f} "
+            "(beats it on LPIPS only)") in cmp
+    # the honest control: balanced gives the better PSNR, linspace the better LPIPS at every budget here
+    honest = lin.index("against the best uniform schedule at the same budget (per metric, across linspace, "
+                       "balanced):")
+    v = r["families"]["linspace"]["comparisons"]["allocation"]["vs_best_uniform"]
+    assert lin[honest + 1] == (f"  allocation  PSNR {v['psnr_gain_db']:+.2f} dB (vs balanced), "
+                               f"LPIPS {-v['lpips_gain']:+.4f} (vs linspace): beats it on LPIPS only")
+    assert "sweep (speed–quality curve), linspace:" in lines and "sweep (speed–quality curve), balanced:" in lines
     assert "  uniform N=1            steps   1.00  sec   1.00  PSNR-Y  31.98  LPIPS 0.2560" in lines
-    assert text.endswith(B.format_moon_table(r["moon"]))
+    assert lines.index("Moon, linspace:") < lines.index("Moon, balanced:")
+    assert text.endswith(B.format_moon_table(r["families"]["balanced"]["moon"]))
     short = B.format_adaptive(result(sweep=False, with_moon=False))
-    assert "sweep" not in short and "Moon" not in short and short.splitlines()[:4] == lines[:4]
+    assert "sweep" not in short and "Moon" not in short and short.splitlines()[:5] == lines[:5]
+
+
+def test_format_adaptive_reads_a_result_from_before_the_schedule_families():
+    """A result with only the top-level keys (benchmarks/results/adaptive.json of the linspace-only bench)."""
+    r = result()
+    old = {k: v for k, v in r.items() if k not in ("families", "uniform", "schedules", "primary_schedule")}
+    for k in old["comparisons"].values():
+        for extra in ("vs_best_uniform",):
+            k.pop(extra, None)
+        k["vs_equal_budget"].pop("beats", None)
+    text = B.format_adaptive(old)
+    assert "== schedule linspace ==" in text and "balanced" not in text and "best uniform" not in text
+    assert "side by side" not in text and text.endswith(B.format_moon_table(r["moon"]))
+
+
+def test_top_level_keys_are_the_linspace_family():
+    """Readers of the results before the schedule families (arms, equal_budget_controls, comparisons, sweep, moon)
+    get the linspace family; the JSON round-trips."""
+    r = json.loads(json.dumps(result()))
+    lin = r["families"]["linspace"]
+    for k in ("arms", "equal_budget_controls", "comparisons", "sweep", "moon"):
+        assert r[k] == lin[k]
+    assert set(r["equal_budget_controls"]["allocation"]) == {"n", "n_low", "n_high", "weight_high",
+                                                             "tile_evaluations", "seconds", "psnr_y", "ssim_y",
+                                                             "lpips", "mean_steps_per_tile"}
+    assert r["uniform"]["balanced"]["20"]["psnr_y"] == pytest.approx(29.7)
+
+
+# ------------------------------------------------------------------------------------- controls across families
+def test_versus_and_best_uniform():
+    a = {"psnr_y": 31.0, "lpips": 0.20}
+    v = B.versus(a, {"psnr_y": 30.5, "lpips": 0.19})
+    assert v["psnr_gain_db"] == pytest.approx(0.5) and v["lpips_gain"] == pytest.approx(-0.01)
+    assert v["beats"] == {"psnr": True, "lpips": False, "both": False}
+    assert B.versus(a, a)["beats"] == {"psnr": False, "lpips": False, "both": False}  # a tie does not beat
+    by = {"linspace": {"n": 4.5, "psnr_y": 31.0, "ssim_y": 0.80, "lpips": 0.25},
+          "balanced": {"n": 4.5, "psnr_y": 31.2, "ssim_y": 0.79, "lpips": 0.26}}
+    assert B.best_uniform(by) == {"n": 4.5, "psnr_y": 31.2, "psnr_y_schedule": "balanced", "ssim_y": 0.80,
+                                  "ssim_y_schedule": "linspace", "lpips": 0.25, "lpips_schedule": "linspace"}
+
+
+def test_uniform_budgets_cover_every_family_and_the_sweep():
+    arms = {"linspace": {"uniform": arm("uniform N=20", 540, 1, 1, 1, 1), "allocation": arm("a", 123, 1, 1, 1, 1),
+                         "adasr": arm("b", 108, 1, 1, 1, 1)},
+            "balanced": {"uniform": arm("uniform N=20", 540, 1, 1, 1, 1), "early-exit": arm("c", 27 * 7 + 5, 1, 1,
+                                                                                             1, 1)}}
+    assert B.uniform_budgets(arms, 20) == [4, 5, 7, 8, 20]  # 4.56 → 4, 5; 4.0 → 4; 7.19 → 7, 8
+    assert B.uniform_budgets(arms, 20, [1, 2, 20]) == [1, 2, 4, 5, 7, 8, 20]
+    assert B.uniform_budgets({"x": {"uniform": arm("u", 27, 1, 1, 1, 1), "adasr": arm("a", 20, 1, 1, 1, 1)}},
+                             1) == [1]  # a mean below one step still needs N = 1 (never 0)
+
+
+def test_controls_of_the_same_family_and_across_families():
+    """Each adaptive arm of a family has its own family's equal-budget control (equal_budget on that family's
+    uniform runs) and the per-metric best of every family's control at the same budget."""
+    r = result(sweep=False, with_moon=False)
+    uni = {f: uniform_runs(*v) for f, v in FAMILY_UNIFORM.items()}
+    for f, b in r["families"].items():
+        for kind in POLICIES[1:]:
+            m = b["arms"][kind]["mean_steps_per_tile"]
+            lo, hi = int(np.floor(m)), int(np.ceil(m))
+            want = {g: equal_budget(u[lo], u[hi], m) for g, u in uni.items()}
+            assert b["equal_budget_controls"][kind] == want[f]
+            cross = b["cross_schedule_controls"][kind]
+            assert cross["by_schedule"] == want
+            assert cross["best"]["psnr_y"] == max(w["psnr_y"] for w in want.values())
+            assert cross["best"]["lpips"] == min(w["lpips"] for w in want.values())
+            assert (cross["best"]["psnr_y_schedule"], cross["best"]["lpips_schedule"]) == ("balanced", "linspace")
+            c = b["comparisons"][kind]
+            assert c["vs_equal_budget"] == B.versus(b["arms"][kind], want[f])
+            assert c["vs_best_uniform"]["psnr_gain_db"] == pytest.approx(b["arms"][kind]["psnr_y"]
+                                                                         - cross["best"]["psnr_y"])
+            assert c["vs_best_uniform"]["lpips_schedule"] == "linspace"
+            assert c["eval_ratio"] == pytest.approx(540 / b["arms"][kind]["tile_evaluations"])  # own uniform N_max
+            ref = uni[f][20]
+            assert c["psnr_loss_db"] == pytest.approx(ref["psnr_y"] - b["arms"][kind]["psnr_y"])
+    # the same arm against a better family's control: beats linspace's PSNR control, not balanced's here
+    lin = r["families"]["linspace"]["comparisons"]["allocation"]
+    assert lin["vs_best_uniform"]["psnr_gain_db"] < lin["vs_equal_budget"]["psnr_gain_db"]
+
+
+def test_resolve_families(monkeypatch):
+    from adasr import registry
+    from adasr.defaults import DEFAULT_SCHEDULE
+    from adasr.diffusion.timesteps import KarrasSchedule, SpacingSchedule
+
+    monkeypatch.setattr(registry, "load_schedule_presets", lambda *a, **k: fake_presets_dict())
+    assert B.DEFAULT_FAMILIES == tuple(dict.fromkeys(("linspace", DEFAULT_SCHEDULE)))
+    fams = B.resolve_families()
+    assert list(fams) == list(B.DEFAULT_FAMILIES) and fams["linspace"] == SpacingSchedule("linspace")
+    fams = B.resolve_families(["karras", "linspace", "karras", "balanced"])
+    assert list(fams) == ["karras", "linspace", "balanced"] and isinstance(fams["karras"], KarrasSchedule)
+    assert fams["balanced"].eta_for(3) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="explicit list"):
+        B.resolve_families(["linspace", "999,100,20"])
+    assert B.primary_family(["balanced", "linspace"]) == "linspace"
+    assert B.primary_family(["balanced", "karras"]) == "balanced"
 
 
 # --------------------------------------------------------------------------------------------------------- figure
@@ -252,7 +394,8 @@ def test_parser_accepts_adaptive_options():
     assert config_from_args(a) == AdaptiveConfig(n_max=8, n_min=2, estimator="sobel", normalize="image",
                                                  mapping="threshold", epsilon=0.01, patience=3, warmup=5)
     d = p.parse_args(["adaptive"])
-    assert (d.no_sweep, d.no_moon, d.figure, d.json) == (False, False, None, None)
+    assert (d.no_sweep, d.no_moon, d.figure, d.json, d.schedules) == (False, False, None, None, None)
+    assert p.parse_args(["adaptive", "--schedules", "balanced,linspace"]).schedules == ["balanced", "linspace"]
     assert config_from_args(d) == AdaptiveConfig()  # the defaults are the dataclass's, not repeated here
     with pytest.raises(SystemExit):
         p.parse_args(["adaptive", "--n-min", "0"])
@@ -277,12 +420,14 @@ def test_bench_adaptive_cli_wiring(monkeypatch, capsys, tmp_path):
     assert code == 0
     assert seen["config"] == AdaptiveConfig(n_max=8, n_min=2, epsilon=0.01)
     assert (seen["sweep"], seen["moon"], seen["device"], seen["seed"]) == (True, False, "cpu", 0)
+    assert seen["schedules"] is None  # adaptive() then runs DEFAULT_FAMILIES
     assert out.strip() == B.format_adaptive(result(sweep=True, with_moon=False))
     assert json.loads((tmp_path / "r.json").read_text())["arms"]["allocation"]["tile_evaluations"] == 123
     assert (tmp_path / "fig.png").exists()
-    code = benchmarks.main(["adaptive", "--no-sweep", "--no-moon"])
+    code = benchmarks.main(["adaptive", "--no-sweep", "--no-moon", "--schedules", "linspace, karras"])
     capsys.readouterr()
     assert code == 0 and (seen["sweep"], seen["moon"]) == (False, False) and seen["config"] == AdaptiveConfig()
+    assert seen["schedules"] == ["linspace", "karras"]
 
 
 def test_quality_keeps_the_images_it_measured(monkeypatch, make_tiny_model, one_thread):
@@ -294,10 +439,122 @@ def test_quality_keeps_the_images_it_measured(monkeypatch, make_tiny_model, one_
     small = {n: c for n, c in list(heldout_crops(32).items())[:2]}
     monkeypatch.setattr(Q, "heldout_crops", lambda crop: small)
     monkeypatch.setattr(upscaling, "load_pretrained", lambda name=None, device=None: make_tiny_model())
-    q = Q.quality(steps=2, tile=16, overlap=4, precision="fp32", keep_images=True)
+    q = Q.quality(steps=2, schedule="linspace", tile=16, overlap=4, precision="fp32", keep_images=True)
     assert set(q["sr_images"]) == set(small)
     for row in q["images"]:
         img = q["sr_images"][row["image"]]
         assert img.dtype == np.uint8 and img.shape == small[row["image"]].shape
         assert psnr_y(img, small[row["image"]], shave=4) == pytest.approx(row["adasr"]["psnr_y"], abs=1e-9)
-    assert "sr_images" not in Q.quality(steps=1, tile=16, overlap=4, precision="fp32")
+    assert "sr_images" not in Q.quality(steps=1, schedule="linspace", tile=16, overlap=4, precision="fp32",
+                                        legacy=False)
+
+
+# ------------------------------------------------------------------------------------------------ end to end, tiny
+def fake_presets_dict() -> dict:
+    """Every preset name as one power family (t_end 20, ρ 2) with η = 0.1·N for N = 1 … 4 (η 0.4 beyond), except
+    ``fidelity``: that power family at η 0 for N ≤ 2, ``linspace`` η 0 from N = 3 on (as the shipped presets are
+    from N = 10 on)."""
+    from adasr.diffusion.timesteps import SCHEDULE_PRESETS, PowerSchedule, PresetSchedule, spaced_timesteps
+
+    pts = {n: {"family": "power", "params": {"t_end": 20, "rho": 2.0}, "eta": round(0.1 * n, 1),
+               "timesteps": PowerSchedule(20, 2.0).timesteps(n)} for n in range(1, 5)}
+    out = {name: PresetSchedule(name, pts) for name in SCHEDULE_PRESETS}
+    fid = {n: ({**pts[n], "eta": 0.0} if n <= 2 else
+               {"family": "linspace", "params": {}, "eta": 0.0, "timesteps": spaced_timesteps(n)}) for n in pts}
+    out["fidelity"] = PresetSchedule("fidelity", fid)
+    return out
+
+
+def test_run_signature_tells_identical_runs():
+    from adasr.diffusion.timesteps import SpacingSchedule
+
+    presets = fake_presets_dict()
+    lin, fid, bal = SpacingSchedule("linspace"), presets["fidelity"], presets["balanced"]
+    cfg = AdaptiveConfig(n_max=4, n_min=3)
+    sig = B.run_signature
+    assert sig("uniform", cfg, lin) == sig("uniform", cfg, fid)  # N = 4: linspace η 0 in both
+    assert sig("early-exit", cfg, lin) == sig("early-exit", cfg, fid)
+    assert sig("allocation", cfg, lin) == sig("allocation", cfg, fid)  # N_p ∈ {3, 4}: the same lists
+    assert sig("allocation", cfg.with_(n_min=2), lin) != sig("allocation", cfg.with_(n_min=2), fid)  # N_p = 2 differs
+    assert sig("uniform", cfg, lin) != sig("uniform", cfg, bal)  # other lists, η 0.4
+    assert sig("uniform", cfg, lin) != sig("early-exit", cfg, lin)
+    assert sig("early-exit", cfg, lin) != sig("early-exit", cfg.with_(epsilon=0.01), lin)
+
+
+def test_adaptive_end_to_end_on_two_families(monkeypatch, make_tiny_model, one_thread):
+    """adaptive() on a tiny model and one 32² crop (one tile), linspace and a fake preset family: every arm runs on
+    both families (policies at the family's η of N_max, uniform runs at the family's η of their N), every uniform
+    budget on both, the top-level keys are linspace's, and the result is JSON and prints."""
+    from adasr import registry, upscaling
+    from adasr.data import heldout_crops
+
+    small = {"camera": heldout_crops(32)["camera"]}
+    monkeypatch.setattr(B, "_images", lambda crop: small)
+    monkeypatch.setattr(upscaling, "load_pretrained", lambda name=None, device=None: make_tiny_model())
+    presets = fake_presets_dict()
+    monkeypatch.setattr(registry, "load_schedule_presets", lambda *a, **k: presets)
+    cfg = AdaptiveConfig(n_max=3, n_min=1, normalize="image", epsilon=0.5, warmup=1, patience=1)
+    lines: list[str] = []
+    r = B.adaptive(config=cfg, schedules=["linspace", "balanced"], sweep=False, moon=False, precision="fp32",
+                   device="cpu", log=lines.append)
+    assert r["schedules"] == ["linspace", "balanced"] and r["primary_schedule"] == "linspace"
+    assert set(r["families"]) == {"linspace", "balanced"} and "sweep" not in r and "moon" not in r
+    for k in ("arms", "equal_budget_controls", "comparisons"):
+        assert r[k] is r["families"]["linspace"][k]
+    bal = r["families"]["balanced"]
+    assert bal["schedule"]["name"] == "balanced" and bal["schedule"]["eta"] == pytest.approx(0.3)
+    assert bal["schedule"]["timesteps"] == presets["balanced"].timesteps(3)
+    for kind, a in bal["arms"].items():
+        assert a["schedule"]["name"] == "balanced" and a["eta"] == pytest.approx(0.3), kind  # η of N_max
+    for kind, a in r["arms"].items():
+        assert a["schedule"]["name"] == "linspace" and a["eta"] == 0.0, kind
+    budgets = B.uniform_budgets({f: b["arms"] for f, b in r["families"].items()}, 3)
+    for f in ("linspace", "balanced"):
+        assert sorted(int(n) for n in r["uniform"][f]) == budgets
+        for n, u in r["uniform"][f].items():
+            assert u["mean_steps_per_tile"] == int(n) and u["schedule"]["timesteps"] == (
+                presets["balanced"].timesteps(int(n)) if f == "balanced" else
+                B.resolve_families(["linspace"])["linspace"].timesteps(int(n)))
+            assert u["eta"] == pytest.approx(0.1 * int(n) if f == "balanced" else 0.0)
+        for kind in POLICIES[1:]:
+            c = r["families"][f]["comparisons"][kind]
+            assert set(c) >= {"eval_ratio", "targets_met", "vs_equal_budget", "vs_best_uniform"}
+            assert set(r["families"][f]["cross_schedule_controls"][kind]["by_schedule"]) == {"linspace", "balanced"}
+    assert any(line.startswith("[balanced] arm 4/4 ") for line in lines)
+    assert any(line.startswith("[linspace] uniform control ") for line in lines) or budgets == [3]
+    json.dumps(r)
+    text = B.format_adaptive(r)
+    assert "== schedule balanced ==" in text and "against the best uniform schedule" in text
+
+
+def test_adaptive_runs_identical_runs_once(monkeypatch, make_tiny_model, one_thread):
+    """A family whose lists and η equal linspace's at some N (fake 'fidelity': from N = 3 on) reuses linspace's
+    runs there — uniform N = 3, early exit at N_max = 3, the Moon's uniform N_max — marked same_as; the others run."""
+    from adasr import registry, upscaling
+    from adasr.data import heldout_crops
+
+    crop = heldout_crops(32)["camera"]
+    monkeypatch.setattr(B, "_images", lambda c: {"camera": crop})
+    monkeypatch.setattr("adasr.data.load_skimage", lambda name: crop)  # the Moon case, small
+    monkeypatch.setattr(upscaling, "load_pretrained", lambda name=None, device=None: make_tiny_model())
+    presets = fake_presets_dict()
+    monkeypatch.setattr(registry, "load_schedule_presets", lambda *a, **k: presets)
+    calls: list[tuple] = []
+    real = B._Runner.run
+    monkeypatch.setattr(B._Runner, "run", lambda self, kind, config, label=None, schedule="linspace": calls.append(
+        (tuple(self.images), kind, config.n_max, getattr(schedule, "name", schedule)))
+        or real(self, kind, config, label, schedule))
+    cfg = AdaptiveConfig(n_max=3, n_min=1, normalize="image", epsilon=0.5, warmup=1, patience=1)
+    r = B.adaptive(config=cfg, schedules=["linspace", "fidelity"], sweep=False, moon=True, precision="fp32",
+                   device="cpu")
+    fid = r["families"]["fidelity"]
+    assert fid["arms"]["uniform"]["same_as"] == "linspace" and fid["arms"]["early-exit"]["same_as"] == "linspace"
+    assert "same_as" not in fid["arms"]["allocation"] and "same_as" not in fid["arms"]["adasr"]  # N_p = 2 differs
+    assert fid["arms"]["uniform"]["arm"] == "uniform N=3" and fid["arms"]["uniform"]["psnr_y"] == r["arms"][
+        "uniform"]["psnr_y"]
+    assert fid["moon"]["baseline"]["same_as"] == "linspace" and "same_as" not in fid["moon"]["adasr"]
+    assert not {("uniform", 3, "fidelity"), ("early-exit", 3, "fidelity")} & {c[1:] for c in calls}
+    assert len(calls) == len(set(calls))  # nothing measured twice
+    for n, u in r["uniform"]["fidelity"].items():
+        assert (u.get("same_as") == "linspace") == (int(n) != 2), n  # N = 1 ([999], η 0) and 3 as linspace
+    assert "  = linspace" in B.format_adaptive(r)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from adasr.defaults import DEFAULT_SCHEDULE, DEFAULT_STEPS
 import torch
 from PIL import Image
 
@@ -104,7 +106,8 @@ def test_upscale_help(capsys):
     for opt in ("-o OUT", "--steps", "--seed", "--device", "--precision", "--tile", "--overlap", "--report",
                 "--compare", "--quiet", "--model {sr_x4,edsr_x4}", "--quant {none,int8,adabm}", "--eta"):
         assert opt in out
-    assert "N, the most denoising steps any tile takes" in out and "(default: 10)" in out
+    assert "N, the most denoising steps any tile takes" in out and f"default: {DEFAULT_STEPS} for uniform" in out
+    assert "--schedule NAME|LIST" in out and f"(default: {DEFAULT_SCHEDULE})" in out
 
 
 def test_version_and_help_do_not_import_torch(tmp_path):

@@ -31,11 +31,15 @@ def test_every_registered_file_matches_its_entry() -> None:
     """sha256, bytes and the stored floating dtype of each file are what REGISTRY.json says, and every shipped
     .safetensors file is registered."""
     reg = read_registry()
-    assert {e["file"] for e in reg.values()} == {p.name for p in WEIGHTS_DIR.glob("*.safetensors")}
+    shipped = {p.name for p in WEIGHTS_DIR.glob("*.safetensors")} | {
+        p.name for p in WEIGHTS_DIR.glob("*.json") if p.name != "REGISTRY.json"}
+    assert {e["file"] for e in reg.values()} == shipped
     for name, e in reg.items():
         path = WEIGHTS_DIR / e["file"]
         assert sha256_file(path) == e["sha256"], name
         assert path.stat().st_size == e["bytes"], name
+        if e["dtype"] == "json":
+            continue
         with safe_open(str(path), framework="pt") as f:
             stored = {f.get_slice(k).get_dtype() for k in f.keys()}
         assert stored == {"F16" if e["dtype"] == "float16" else "F32"}, (name, stored)
@@ -125,3 +129,32 @@ def test_shipped_sr_x4_tampered_copy_is_refused(tmp_path: Path) -> None:
     path.write_bytes(bytes(blob))
     with pytest.raises(WeightsError, match="sha256"):
         load_state_dict("sr_x4", tmp_path)
+
+
+def test_json_assets_are_hash_checked(tmp_path) -> None:
+    """register_json / load_json round-trip, and a changed file is refused."""
+    from adasr.registry import WeightsError, load_json, register_json
+
+    e = register_json("thing", {"a": [1, 2]}, weights_dir=tmp_path, command="made by a test")
+    assert e["dtype"] == "json" and e["command"] == "made by a test"
+    assert load_json("thing", tmp_path) == {"a": [1, 2]}
+    (tmp_path / "thing.json").write_text('{"a": [1, 3]}')
+    with pytest.raises(WeightsError, match="sha256"):
+        load_json("thing", tmp_path)
+
+
+def test_shipped_schedule_presets_load_and_match_their_families() -> None:
+    """Every preset of schedules.json has N = 1 … 10, lists that start at T − 1 and descend, and load_schedule_presets
+    rebuilds each list from its family (it raises otherwise)."""
+    from adasr.registry import load_json, load_schedule_presets
+
+    presets = load_schedule_presets()
+    assert set(presets) == {"perceptual", "balanced", "fidelity"}
+    data = load_json("schedules")
+    assert "python -m adasr.adaptive.schedule_opt" in data["command"] and data["seconds"] > 0
+    assert "astronaut" not in data["data"]["images"]  # training photos only
+    for p in presets.values():
+        for n in range(1, 11):
+            ts = p.timesteps(n)
+            assert len(ts) == n and ts[0] == 999 and all(a > b for a, b in zip(ts, ts[1:]))
+            assert p.eta_for(n) is not None and p.eta_for(n) >= 0

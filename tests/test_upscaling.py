@@ -15,7 +15,7 @@ from adasr.adaptive.policy import AdaptiveConfig, policy_for_model
 from adasr.config import (DIFFUSION_ONLY, MODELS, POLICIES, ConfigError, UpscaleConfig, add_config_arguments,
                           given_values)
 from adasr.cost import count_macs
-from adasr.defaults import DEFAULT_OVERLAP, DEFAULT_STEPS, DEFAULT_TILE
+from adasr.defaults import ADAPTIVE_STEPS, DEFAULT_OVERLAP, DEFAULT_SCHEDULE, DEFAULT_STEPS, DEFAULT_TILE
 from adasr.models.edsr import EDSR, EDSRConfig
 from adasr.sampling.policies import UniformDDIM
 from adasr.upscaling import (ADABM_EDSR, ADABM_UNET, UpscaleModel, load_model, prepare_upscale, resolve_policy,
@@ -43,7 +43,7 @@ def tiny_edsr() -> EDSR:
 def test_named_policy_gives_the_image_of_the_equivalent_policy_object(make_tiny_model, kind, config):
     model = make_tiny_model()
     named = upscale_tensor(X, model=model, steps=4, policy=kind, adaptive=config, precision="fp32", **TILING)
-    obj = policy_for_model(kind, config.with_(n_max=4), model, **TILING)
+    obj = policy_for_model(kind, config.with_(n_max=4), model, **TILING, schedule=DEFAULT_SCHEDULE)
     direct = upscale_tensor(X, model=model, policy=obj, precision="fp32", **TILING)
     assert torch.equal(named.image, direct.image)
     a, b = named.report, direct.report
@@ -69,7 +69,7 @@ def test_steps_is_the_budget_of_the_busiest_tile_for_every_policy(make_tiny_mode
 def test_default_policy_is_uniform(make_tiny_model):
     model = make_tiny_model()
     images = [upscale_tensor(X, model=model, steps=3, precision="fp32", **TILING, **kw).image
-              for kw in ({}, {"policy": "uniform"}, {"policy": UniformDDIM(3)})]
+              for kw in ({}, {"policy": "uniform"}, {"policy": UniformDDIM(3, DEFAULT_SCHEDULE)})]
     assert torch.equal(images[0], images[1]) and torch.equal(images[0], images[2])
 
 
@@ -77,9 +77,35 @@ def test_resolve_policy_keeps_objects_and_builds_names(make_tiny_model):
     model = make_tiny_model()
     p = UniformDDIM(7)
     assert resolve_policy(p, model, steps=3, adaptive=None, **TILING) is p
-    assert resolve_policy(None, model, steps=3, adaptive=None, **TILING) == UniformDDIM(3)
+    assert resolve_policy(None, model, steps=3, adaptive=None, **TILING) == UniformDDIM(3, DEFAULT_SCHEDULE)
+    assert resolve_policy(None, model, steps=3, adaptive=None, schedule="linspace", **TILING) == UniformDDIM(3)
     e = resolve_policy("early-exit", model, steps=6, adaptive=AdaptiveConfig(**EXIT), **TILING)
     assert e.name == "early-exit" and e.steps == 6 and e.rule.epsilon == 0.05
+
+
+# ---------------------------------------------------------------------------------------------------- schedules
+def test_schedule_knob_lists_and_eta_in_the_report(make_tiny_model):
+    """``schedule=`` names the timesteps (an explicit list sets N), the report records them and the η used: a
+    preset's own η unless ``eta`` is given, 0 for the others."""
+    from adasr.diffusion.timesteps import get_schedule
+
+    model = make_tiny_model()
+    r = upscale_tensor(X, model=model, schedule="999,100,20", precision="fp32", **TILING)
+    assert r.report.steps == 3 and r.report.steps_per_tile == [3] * 9 and r.report.eta == 0.0
+    assert r.report.schedule == {"name": "999,100,20", "timesteps": [999, 100, 20]}
+    assert {row["t"] for row in r.sample.trace} == {999, 100, 20}
+    same = upscale_tensor(X, model=model, schedule=[999, 100, 20], steps=3, precision="fp32", **TILING)
+    assert torch.equal(r.image, same.image)
+    preset = get_schedule(DEFAULT_SCHEDULE)
+    d = upscale_tensor(X, model=model, precision="fp32", **TILING).report
+    assert d.steps == DEFAULT_STEPS and d.eta == preset.eta_for(DEFAULT_STEPS)
+    assert d.schedule == preset.describe(DEFAULT_STEPS)
+    assert upscale_tensor(X, model=model, eta=0.25, precision="fp32", **TILING).report.eta == 0.25
+    lin = upscale_tensor(X, model=model, steps=4, schedule="linspace", precision="fp32", **TILING).report
+    assert lin.schedule == {"name": "linspace", "timesteps": [999, 666, 333, 0]} and lin.eta == 0.0
+    ee = upscale_tensor(X, model=model, steps=5, schedule="karras", policy="early-exit", precision="fp32",
+                        adaptive=AdaptiveConfig(**EXIT), **TILING).report
+    assert ee.schedule["name"] == "karras(rho=7,t_end=0)" and len(ee.schedule["timesteps"]) == 5
 
 
 # ------------------------------------------------------------------------------------------------------- errors
@@ -102,6 +128,13 @@ def test_resolve_policy_keeps_objects_and_builds_names(make_tiny_model):
     (dict(quant="adabm", precision="bf16"), "precision bf16 is for the float diffusion model; SRDiffusion with quant"),
     (dict(policy=UniformDDIM(3), steps=4), r"steps \(4\) differs from the policy's own budget \(3\)"),
     (dict(policy=UniformDDIM(3), adaptive=AdaptiveConfig()), "adaptive configures a named policy"),
+    (dict(policy=UniformDDIM(3), schedule="linspace"), "schedule configures a named policy"),
+    (dict(schedule="cosine"), "schedule must be one of linspace, leading, trailing, karras, perceptual, balanced"),
+    (dict(schedule="20,999"), "schedule must be one of .* an explicit schedule must descend strictly"),
+    (dict(schedule="999,100,20", steps=4), r"steps \(4\) differs from the 3 timesteps of schedule"),
+    (dict(schedule="999,20", policy="adasr"), "explicit schedule list cannot"),
+    (dict(schedule="1200,20"), "schedule: the schedule 1200,20 starts at 1200, beyond the chain's 999"),
+    (dict(schedule=3.0), "schedule must be a name, a list of timesteps or a Schedule"),
 ])
 def test_bad_arguments_raise_value_error_naming_them(make_tiny_model, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -168,10 +201,11 @@ def test_diffusion_adabm_calibrates_at_the_sampler_timesteps_and_reports_fab(mak
     from adasr.quant.adabm import AdaBM
 
     model = make_tiny_model()
+    assert load_model(model, "adabm", steps=3, schedule="linspace").quantization["timesteps"] == [999, 500, 0]
     um = load_model(model, "adabm", steps=3)
     assert um.kind == "diffusion" and um.quant == "adabm" and isinstance(um.net.unet, AdaBM)
     assert not isinstance(model.unet, AdaBM)  # the original stays float
-    assert um.quantization["timesteps"] == UniformDDIM(3).timesteps(1000) == [999, 500, 0]
+    assert um.quantization["timesteps"] == UniformDDIM(3, DEFAULT_SCHEDULE).timesteps(1000)
     assert um.quantization["config"] == ADABM_UNET.label
     fabs: list[float] = []
     job = prepare_upscale(X, model=um, steps=3, **TILING)
@@ -197,13 +231,15 @@ def test_config_choices_match_the_library():
     assert meta["exit_mode"] == get_args(early_exit.ExitMode)
     assert {name: "regression" if entry(name)["config"].get("arch") == "edsr" else "diffusion"
             for name in MODELS} == MODELS
-    assert DIFFUSION_ONLY == ("steps", "seed", "eta", "tile", "overlap", "policy")
+    assert DIFFUSION_ONLY == ("steps", "schedule", "seed", "eta", "tile", "overlap", "policy")
 
 
 def test_upscale_config_defaults_and_kwargs():
     c = UpscaleConfig()
-    assert (c.model, c.quant, c.steps, c.tile, c.overlap, c.policy) == ("sr_x4", "none", DEFAULT_STEPS, DEFAULT_TILE,
-                                                                         DEFAULT_OVERLAP, "uniform")
+    assert (c.model, c.quant, c.n_steps, c.tile, c.overlap, c.policy) == ("sr_x4", "none", DEFAULT_STEPS,
+                                                                           DEFAULT_TILE, DEFAULT_OVERLAP, "uniform")
+    assert (c.steps, c.eta, c.schedule) == (None, None, DEFAULT_SCHEDULE)  # resolved: n_steps, the schedule's η
+    assert UpscaleConfig(policy="adasr").n_steps == ADAPTIVE_STEPS and UpscaleConfig(schedule="999,20").n_steps == 2
     assert c.upscale_kwargs() == c.to_dict()
     e = UpscaleConfig(model="edsr_x4", quant="int8")
     assert e.kind == "regression" and e.upscale_kwargs() == {"model": "edsr_x4", "quant": "int8", "device": "auto",

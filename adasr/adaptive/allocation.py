@@ -19,7 +19,7 @@ from typing import Literal
 import torch
 
 from ..config import MAPPINGS
-from ..diffusion.timesteps import spaced_timesteps
+from ..diffusion.timesteps import Schedule, get_schedule
 from ..sampling.policies import Policy
 from ..sampling.tiles import TileGrid
 from .complexity import ESTIMATORS, Calibration, Estimator, Normalization, make_estimator, tile_complexity
@@ -63,12 +63,13 @@ class StepAllocation(Policy):
     calibration: Calibration | None = None
     low: float = 0.3
     high: float = 0.7
-    spacing: str = "linspace"
+    schedule: str | Schedule = "linspace"
     estimator_fn: Estimator | None = field(default=None, compare=False, repr=False)
     name: str = "allocation"
 
     def __post_init__(self) -> None:
         allocate_steps(torch.zeros(1), self.n_min, self.n_max, self.mapping, self.low, self.high)  # validates
+        object.__setattr__(self, "schedule", get_schedule(self.schedule))
         if self.estimator_fn is None and self.estimator not in ESTIMATORS:
             raise ValueError(f"unknown complexity estimator {self.estimator!r}; choose from {', '.join(ESTIMATORS)}")
 
@@ -86,7 +87,8 @@ class StepAllocation(Policy):
         return allocate_steps(self.complexity(cond_tiles), self.n_min, self.n_max, self.mapping, self.low, self.high)
 
     def plan(self, cond_tiles: torch.Tensor, num_train_timesteps: int) -> list[list[int]]:
-        return [spaced_timesteps(n, num_train_timesteps, self.spacing) for n in self.budgets(cond_tiles)]
+        sched: Schedule = self.schedule  # type: ignore[assignment]
+        return [sched.timesteps(n, num_train_timesteps) for n in self.budgets(cond_tiles)]
 
 
 def tile_value_map(values: list[float] | torch.Tensor, grid: TileGrid) -> torch.Tensor:

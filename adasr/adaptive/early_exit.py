@@ -136,6 +136,11 @@ class EarlyExit(Policy):
     def reuse(self) -> tuple[str, ...]:  # type: ignore[override]
         return self.base.reuse
 
+    @property
+    def schedule(self):  # type: ignore[override]
+        """The base policy's schedule."""
+        return self.base.schedule
+
     def plan(self, cond_tiles: torch.Tensor, num_train_timesteps: int) -> list[list[int]]:
         plans = self.base.plan(cond_tiles, num_train_timesteps)
         if self.mode == "global" and any(p != plans[0] for p in plans):

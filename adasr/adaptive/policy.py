@@ -13,6 +13,7 @@ budget of the busiest tile: what ``steps`` / ``--steps`` means.
 from __future__ import annotations
 
 from ..config import POLICIES, AdaptiveConfig
+from ..diffusion.timesteps import Schedule
 from ..sampling.policies import Policy, UniformDDIM
 from .allocation import StepAllocation
 from .complexity import Calibration
@@ -22,8 +23,11 @@ __all__ = ["POLICIES", "AdaptiveConfig", "make_policy", "policy_for_model"]
 
 
 def make_policy(kind: str, config: AdaptiveConfig | None = None, *, calibration: Calibration | None = None,
-                value_range: float = 2.0, estimator_fn=None) -> Policy:
-    """The policy ``kind`` (one of :data:`POLICIES`) configured by ``config``.
+                value_range: float = 2.0, estimator_fn=None, schedule: str | Schedule = "linspace") -> Policy:
+    """The policy ``kind`` (one of :data:`POLICIES`) configured by ``config``, its lists from ``schedule`` (a
+    :class:`~adasr.diffusion.timesteps.Schedule` or a name: every tile's N_p-step list is ``schedule``'s for N_p).
+    The building blocks default to the textbook ``linspace``; :func:`adasr.upscale` and the CLI pass the package
+    default (:data:`~adasr.defaults.DEFAULT_SCHEDULE`).
 
     ``value_range`` is the range R of the diffused variable used to normalise Δ (2·s for a residual model with
     scale s); ``calibration`` is needed when ``config.normalize == 'calibrated'``. Raises
@@ -33,11 +37,11 @@ def make_policy(kind: str, config: AdaptiveConfig | None = None, *, calibration:
     c = config or AdaptiveConfig()
     c.check(kind)
     if kind == "uniform":
-        return UniformDDIM(c.n_max)
+        return UniformDDIM(c.n_max, schedule)
     rule = EarlyExitRule(c.epsilon, c.patience, c.warmup)
     if kind == "early-exit":  # N_min and the estimator play no part
-        return EarlyExit(UniformDDIM(c.n_max), rule, c.exit_mode, value_range)
-    alloc = StepAllocation(c.n_min, c.n_max, c.estimator, c.mapping, c.normalize, calibration,
+        return EarlyExit(UniformDDIM(c.n_max, schedule), rule, c.exit_mode, value_range)
+    alloc = StepAllocation(c.n_min, c.n_max, c.estimator, c.mapping, c.normalize, calibration, schedule=schedule,
                            estimator_fn=estimator_fn)
     if kind == "allocation":
         return alloc
@@ -45,7 +49,7 @@ def make_policy(kind: str, config: AdaptiveConfig | None = None, *, calibration:
 
 
 def policy_for_model(kind: str, config: AdaptiveConfig | None, model, *, tile: int, overlap: int,
-                     calibration: Calibration | None = None) -> Policy:
+                     calibration: Calibration | None = None, schedule: str | Schedule = "linspace") -> Policy:
     """:func:`make_policy` wired to a diffusion model: Δ normalised by its residual range (2·s), the
     ``uncertainty`` estimator bound to the model, and — for ``normalize='calibrated'`` — a calibration on the
     training photos with this tiling (:func:`~adasr.adaptive.complexity.default_calibration`) unless given."""
@@ -60,4 +64,4 @@ def policy_for_model(kind: str, config: AdaptiveConfig | None, model, *, tile: i
         if c.normalize == "calibrated" and calibration is None:
             dev = next(model.parameters()).device
             calibration = default_calibration(c.estimator, tile=tile, overlap=overlap, estimator_fn=fn, device=dev)
-    return make_policy(kind, c, calibration=calibration, value_range=2.0 * s, estimator_fn=fn)
+    return make_policy(kind, c, calibration=calibration, value_range=2.0 * s, estimator_fn=fn, schedule=schedule)

@@ -9,6 +9,10 @@
   and equal-budget uniform controls.
 * ``quant`` (:mod:`~adasr.benchmarks.quant`) — AdaBM vs fixed-bit quantization of the shipped EDSR, real int8
   latency, the UNet's bit mapping.
+* ``schedules`` (:mod:`~adasr.benchmarks.schedules`) — the optimised sampling schedules (``perceptual``,
+  ``balanced``, ``fidelity``) against ``linspace`` at the same N = 1 … 10 and against ``linspace`` N = 20, on the
+  held-out crops and the whole 512×512 astronaut, with the spread over seeds; wall clock of the new default against
+  the old DDIM-10 ``linspace`` (``--figure``: LPIPS vs N and the perception–distortion plane).
 
 :mod:`~adasr.benchmarks.runner` is what they share: the parser, the table on stdout, progress lines on stderr,
 ``--json FILE``, and the machine and precision recorded in every result.

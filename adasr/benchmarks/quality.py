@@ -1,7 +1,17 @@
-"""``adasr bench quality``: the shipped diffusion model against bicubic on the held-out images, and the EDSR baseline.
+"""``adasr bench quality``: the shipped diffusion model against bicubic on the held-out images, the old default
+sampler beside the new one, and the EDSR baseline.
 
 Held-out images: 256×256 centre crops of astronaut, camera and moon; LR = bicubic ↓4 with antialias. Metrics on the
 uint8 outputs against HR: PSNR on Y (BT.601, shave 4), SSIM on Y (shave 4), LPIPS (AlexNet v0.1, lower is better).
+
+Arms, one run, same seed and tiling:
+
+* ``bicubic``;
+* ``legacy`` — the old default sampler, :data:`~adasr.defaults.LEGACY_STEPS` steps of
+  :data:`~adasr.defaults.LEGACY_SCHEDULE` (DDIM-10 ``linspace``), η = 0;
+* ``adasr`` — the new default, :data:`~adasr.defaults.DEFAULT_STEPS` steps of
+  :data:`~adasr.defaults.DEFAULT_SCHEDULE` with the schedule's own η (or the ``steps`` / ``schedule`` / ``eta``
+  asked for). The targets are checked on this arm, and its images are the ones ``keep_images`` returns.
 """
 
 from __future__ import annotations
@@ -16,58 +26,120 @@ from ..data import downscale, heldout_crops, to_tensor, to_uint8, upscale_bicubi
 from ..runtime import resolve_device, resolve_precision
 from .runner import Log, add_device_arguments, machine_info, no_log
 
-#: Targets of the foundation issue, checked and printed by ``bench quality``.
+#: Targets of the foundation issue, checked and printed by ``bench quality`` (on the default arm).
 TARGET_PSNR_GAIN_DB = 0.3
 TARGET_LPIPS = 0.22
 
+#: the metrics of every arm (per image and mean)
+METRICS = ("psnr_y", "ssim_y", "lpips")
+
+
+def arm_steps(steps: int | None, schedule: Any) -> int:
+    """N of a sampler arm: ``steps`` if given, else the length of an explicit schedule, else
+    :data:`~adasr.defaults.DEFAULT_STEPS` (what ``adasr upscale`` runs for uniform sampling)."""
+    from ..defaults import DEFAULT_STEPS
+    from ..diffusion.timesteps import ExplicitSchedule, get_schedule
+
+    if steps is not None:
+        return steps
+    sched = get_schedule(schedule)
+    return len(sched.steps) if isinstance(sched, ExplicitSchedule) else DEFAULT_STEPS
+
+
+def sampler_label(a: dict[str, Any]) -> str:
+    """'10 steps linspace, η 0' for an arm with ``steps``, ``schedule`` ({name, …}) and ``eta``."""
+    name = a["schedule"]["name"] if isinstance(a.get("schedule"), dict) else a.get("schedule")
+    return f"{a['steps']} steps {name}, η {a['eta']:g}"
+
 
 def quality(
-    *, steps: int | None = None, seed: int = 0, device: str | None = None, precision: str = "auto",
-    crop: int = 256, tile: int | None = None, overlap: int | None = None, progress: bool = False,
-    keep_images: bool = False, log: Log = no_log,
+    *, steps: int | None = None, schedule: Any = None, eta: float | None = None, legacy: bool = True, seed: int = 0,
+    device: str | None = None, precision: str = "auto", crop: int = 256, tile: int | None = None,
+    overlap: int | None = None, progress: bool = False, keep_images: bool = False, log: Log = no_log,
 ) -> dict[str, Any]:
-    """Per-image and mean PSNR(Y, shave 4) / SSIM(Y, shave 4) / LPIPS of bicubic and of the shipped model
-    (DDIM-``steps``, η = 0, tiles ``tile``/``overlap``, one ``seed``), and the PSNR gain over bicubic.
+    """Per-image and mean PSNR(Y, shave 4) / SSIM(Y, shave 4) / LPIPS of bicubic, of the old default sampler
+    (``legacy``: DDIM-10 ``linspace``, η = 0) and of the new default (``adasr``: ``steps`` of ``schedule``, default
+    :data:`~adasr.defaults.DEFAULT_STEPS` of :data:`~adasr.defaults.DEFAULT_SCHEDULE`; η = ``eta``, default the
+    schedule's own), tiles ``tile``/``overlap``, one ``seed``; the PSNR gain of each over bicubic and the new
+    default against the old one. ``legacy=False`` skips the old default.
 
+    ``result["steps"]``, ``["schedule"]`` ({name, timesteps, eta?}), ``["eta"]``, the per-image ``"seconds"`` /
+    ``"tile_evaluations"`` and the targets are those of the ``adasr`` arm; ``result["arms"]`` describes both
+    sampler arms (steps, schedule, η, total tile-evaluations and seconds).
     ``progress`` shows the sampler's tqdm bar; ``log`` receives one line per image.
-    ``keep_images=True`` adds ``"sr_images"``: {image name: the measured SR output, uint8 (crop, crop, 3)}, for
-    figures (not JSON-serialisable, so ``adasr bench quality --json`` leaves it out)."""
-    from ..defaults import DEFAULT_OVERLAP, DEFAULT_TILE
+    ``keep_images=True`` adds ``"sr_images"``: {image name: the ``adasr`` arm's SR output, uint8 (crop, crop, 3)},
+    for figures (not JSON-serialisable, so ``adasr bench quality --json`` leaves it out)."""
+    from ..defaults import DEFAULT_OVERLAP, DEFAULT_SCHEDULE, DEFAULT_TILE, LEGACY_SCHEDULE, LEGACY_STEPS
     from ..lpips import lpips_distance
     from ..metrics import psnr_y, ssim_y
-    from ..upscaling import DEFAULT_STEPS, load_pretrained, upscale_tensor
+    from ..upscaling import load_pretrained, upscale_tensor
 
-    steps = steps or DEFAULT_STEPS
+    chosen = steps is not None or schedule is not None or eta is not None
+    schedule = DEFAULT_SCHEDULE if schedule is None else schedule
+    steps = arm_steps(steps, schedule)
     tile = tile or DEFAULT_TILE
     overlap = DEFAULT_OVERLAP if overlap is None else overlap
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
     model = load_pretrained(device=dev)
+    samplers: dict[str, dict[str, Any]] = {}
+    if legacy:
+        samplers["legacy"] = {"label": "old default", "steps": LEGACY_STEPS, "schedule": LEGACY_SCHEDULE, "eta": 0.0}
+    samplers["adasr"] = {"label": "chosen" if chosen else "new default", "steps": steps, "schedule": schedule,
+                         "eta": eta}
+    arms: dict[str, dict[str, Any]] = {k: {"label": s["label"], "steps": s["steps"], "tile_evaluations": 0,
+                                           "seconds": 0.0} for k, s in samplers.items()}
     rows = []
     sr_images: dict[str, np.ndarray] = {}
-    for name, hr in heldout_crops(crop).items():
+    crops = heldout_crops(crop)
+    # warm-up (oneDNN kernels, the MAC count of the tile size), so that no arm's seconds carry it
+    upscale_tensor(downscale(to_tensor(next(iter(crops.values()))), 4), steps=1, schedule="linspace", model=model,
+                   device=dev, precision=precision, tile=tile, overlap=overlap)
+    for name, hr in crops.items():
         lr = downscale(to_tensor(hr), 4)
-        bic = to_uint8(upscale_bicubic(lr, 4))
-        sr_t, rep, _ = upscale_tensor(lr, steps=steps, seed=seed, model=model, device=dev, precision=precision,
-                                      tile=tile, overlap=overlap, progress=progress)
-        sr = sr_images[name] = to_uint8(sr_t)
-        row: dict[str, Any] = {"image": name, "seconds": round(rep.seconds, 3), "tile_evaluations": rep.tile_evaluations}
-        for arm, img in (("bicubic", bic), ("adasr", sr)):
+        outputs = {"bicubic": (to_uint8(upscale_bicubic(lr, 4)), None)}
+        for arm, s in samplers.items():
+            sr_t, rep, _ = upscale_tensor(lr, steps=s["steps"], schedule=s["schedule"], eta=s["eta"], seed=seed,
+                                          model=model, device=dev, precision=precision, tile=tile, overlap=overlap,
+                                          progress=progress)
+            outputs[arm] = (to_uint8(sr_t), rep)
+            arms[arm].update(schedule=rep.schedule, eta=rep.eta)
+            arms[arm]["tile_evaluations"] += rep.tile_evaluations
+            arms[arm]["seconds"] += rep.seconds
+        sr_images[name] = outputs["adasr"][0]
+        rep = outputs["adasr"][1]
+        row: dict[str, Any] = {"image": name, "seconds": round(rep.seconds, 3),
+                               "tile_evaluations": rep.tile_evaluations}
+        for arm, (img, r) in outputs.items():
             row[arm] = {"psnr_y": psnr_y(img, hr, shave=4), "ssim_y": ssim_y(img, hr, shave=4),
                         "lpips": lpips_distance(img, hr)}
+            if r is not None:
+                row[arm].update(seconds=round(r.seconds, 3), tile_evaluations=r.tile_evaluations)
         rows.append(row)
+        old = (f"; old default PSNR-Y {row['legacy']['psnr_y']:.2f}, LPIPS {row['legacy']['lpips']:.3f} "
+               f"({row['legacy']['seconds']:.1f} s)") if legacy else ""
         log(f"{name}: PSNR-Y {row['adasr']['psnr_y']:.2f} (bicubic {row['bicubic']['psnr_y']:.2f}), "
-            f"LPIPS {row['adasr']['lpips']:.3f} ({rep.seconds:.1f} s)")
-    mean = {arm: {k: float(np.mean([r[arm][k] for r in rows])) for k in ("psnr_y", "ssim_y", "lpips")}
-            for arm in ("bicubic", "adasr")}
+            f"LPIPS {row['adasr']['lpips']:.3f} ({rep.seconds:.1f} s){old}")
+    mean = {arm: {k: float(np.mean([r[arm][k] for r in rows])) for k in METRICS} for arm in ("bicubic", *samplers)}
     gain = mean["adasr"]["psnr_y"] - mean["bicubic"]["psnr_y"]
+    new = arms["adasr"]
     result: dict[str, Any] = {
-        "benchmark": "quality", "steps": steps, "seed": seed, "crop": crop, "tile": tile, "overlap": overlap,
-        "device": str(dev), "precision": prec, "images": rows, "mean": mean, "psnr_gain_db": gain,
+        "benchmark": "quality", "steps": steps, "schedule": new["schedule"], "eta": new["eta"], "seed": seed,
+        "crop": crop, "tile": tile, "overlap": overlap, "device": str(dev), "precision": prec, "arms": arms,
+        "images": rows, "mean": mean, "psnr_gain_db": gain,
         "targets": {"psnr_gain_db": TARGET_PSNR_GAIN_DB, "lpips": TARGET_LPIPS,
                     "psnr_met": gain >= TARGET_PSNR_GAIN_DB, "lpips_met": mean["adasr"]["lpips"] <= TARGET_LPIPS},
-        "machine": machine_info(dev, prec),
     }
+    if legacy:
+        old = arms["legacy"]
+        result["legacy_psnr_gain_db"] = mean["legacy"]["psnr_y"] - mean["bicubic"]["psnr_y"]
+        result["new_vs_legacy"] = {
+            "psnr_y_db": mean["adasr"]["psnr_y"] - mean["legacy"]["psnr_y"],
+            "ssim_y": mean["adasr"]["ssim_y"] - mean["legacy"]["ssim_y"],
+            "lpips": mean["adasr"]["lpips"] - mean["legacy"]["lpips"],
+            "eval_ratio": old["tile_evaluations"] / new["tile_evaluations"],
+            "wall_ratio": old["seconds"] / new["seconds"]}
+    result["machine"] = machine_info(dev, prec)
     if keep_images:
         result["sr_images"] = sr_images
     return result
@@ -88,24 +160,46 @@ def regression_quality(name: str = "edsr_x4", crop: int = 256) -> dict[str, Any]
             arms = {"bicubic": to_uint8(upscale_bicubic(lr, 4)), "edsr": to_uint8(model.upscale(lr))}
         images[img_name] = {arm: {"psnr_y": psnr_y(img, hr, shave=4), "ssim_y": ssim_y(img, hr, shave=4),
                                   "lpips": lpips_distance(img, hr)} for arm, img in arms.items()}
-    mean = {arm: {k: float(np.mean([r[arm][k] for r in images.values()])) for k in ("psnr_y", "ssim_y", "lpips")}
+    mean = {arm: {k: float(np.mean([r[arm][k] for r in images.values()])) for k in METRICS}
             for arm in ("bicubic", "edsr")}
     return {"benchmark": "adasr.benchmarks.quality.regression_quality", "crop": crop, "precision": "fp32",
             "images": images, "mean": mean, "psnr_gain_db": mean["edsr"]["psnr_y"] - mean["bicubic"]["psnr_y"]}
 
 
 def format_quality(r: dict[str, Any]) -> str:
-    """The per-image and mean table of :func:`quality`, and its targets."""
-    lines = [f"quality: held-out {r['crop']}×{r['crop']} centre crops, ×4, DDIM-{r['steps']} (η=0, seed {r['seed']}), "
-             f"tiles {r['tile']}/overlap {r['overlap']}, {r['device']}/{r['precision']}",
-             "PSNR and SSIM on Y (BT.601), shave 4; LPIPS AlexNet v0.1 (lower is better)",
-             f"{'image':<10} {'arm':<8} {'PSNR-Y':>8} {'SSIM-Y':>8} {'LPIPS':>7}"]
+    """The per-image and mean table of :func:`quality` (bicubic, the old default, the new default), the new
+    default against the old one, and the targets. Reads results without ``arms`` (before the side-by-side
+    arms) too."""
+    arms = r.get("arms") or {"adasr": {"label": "adasr", "steps": r["steps"],
+                                       "schedule": r.get("schedule") or {"name": "linspace"},
+                                       "eta": r.get("eta") or 0.0}}
+    lines = [f"quality: held-out {r['crop']}×{r['crop']} centre crops, ×4, seed {r['seed']}, "
+             f"tiles {r['tile']}/overlap {r['overlap']}, {r['device']}/{r['precision']}"]
+    for k, a in arms.items():
+        ts = a["schedule"].get("timesteps") if isinstance(a.get("schedule"), dict) else None
+        lines.append(f"  {k:<7} {a['label']}: {sampler_label(a)}" + (f", timesteps {ts}" if ts else ""))
+    lines += ["PSNR and SSIM on Y (BT.601), shave 4; LPIPS AlexNet v0.1 (lower is better)",
+              f"{'image':<10} {'arm':<8} {'PSNR-Y':>8} {'SSIM-Y':>8} {'LPIPS':>7} {'evals':>6} {'sec':>7}"]
     for row in r["images"] + [{"image": "mean", **r["mean"]}]:
-        for arm in ("bicubic", "adasr"):
+        for arm in ("bicubic", *arms):
             m = row[arm]
-            lines.append(f"{row['image']:<10} {arm:<8} {m['psnr_y']:8.2f} {m['ssim_y']:8.4f} {m['lpips']:7.3f}")
+            cost = ""
+            if arm != "bicubic":
+                a = arms[arm]
+                evals = m.get("tile_evaluations", a.get("tile_evaluations") if row["image"] == "mean" else None)
+                sec = m.get("seconds", a.get("seconds") if row["image"] == "mean" else None)
+                if evals is not None and sec is not None:
+                    cost = f" {evals:>6} {sec:7.2f}"
+            lines.append(f"{row['image']:<10} {arm:<8} {m['psnr_y']:8.2f} {m['ssim_y']:8.4f} {m['lpips']:7.3f}{cost}")
+    if "new_vs_legacy" in r:
+        d = r["new_vs_legacy"]
+        lines.append(f"{arms['adasr']['label']} vs old default: PSNR-Y {d['psnr_y_db']:+.2f} dB, SSIM-Y "
+                     f"{d['ssim_y']:+.4f}, LPIPS {d['lpips']:+.4f}; {d['eval_ratio']:.2f}× fewer tile-evaluations, "
+                     f"{d['wall_ratio']:.2f}× less wall clock")
+        lines.append(f"old default: PSNR gain {r['legacy_psnr_gain_db']:+.2f} dB over bicubic, mean LPIPS "
+                     f"{r['mean']['legacy']['lpips']:.3f}")
     t = r["targets"]
-    lines.append(f"PSNR gain {r['psnr_gain_db']:+.2f} dB (target ≥ +{t['psnr_gain_db']}: "
+    lines.append(f"{arms['adasr']['label']}: PSNR gain {r['psnr_gain_db']:+.2f} dB (target ≥ +{t['psnr_gain_db']}: "
                  f"{'met' if t['psnr_met'] else 'NOT met'}); mean LPIPS {r['mean']['adasr']['lpips']:.3f} "
                  f"(target ≤ {t['lpips']}: {'met' if t['lpips_met'] else 'NOT met'})")
     return "\n".join(lines)
@@ -115,14 +209,26 @@ format_result = format_quality
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--steps", type=int, default=None)
+    from ..defaults import DEFAULT_SCHEDULE, DEFAULT_STEPS, LEGACY_SCHEDULE, LEGACY_STEPS
+
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"steps of the new-default arm (default: {DEFAULT_STEPS}, or the length of an explicit "
+                        "--schedule)")
+    p.add_argument("--schedule", default=None, metavar="NAME|LIST",
+                   help=f"schedule of the new-default arm (default: {DEFAULT_SCHEDULE}); a name or an explicit "
+                        "list such as 999,100,20")
+    p.add_argument("--eta", type=float, default=None, help="η of the new-default arm (default: the schedule's own, "
+                                                             "else 0)")
+    p.add_argument("--no-legacy", action="store_true",
+                   help=f"skip the old default ({LEGACY_STEPS} steps {LEGACY_SCHEDULE}, η 0)")
     p.add_argument("--seed", type=int, default=0)
     add_device_arguments(p)
 
 
 def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
-    return quality(steps=args.steps, seed=args.seed, device=args.device, precision=args.precision, log=log)
+    return quality(steps=args.steps, schedule=args.schedule, eta=args.eta, legacy=not args.no_legacy, seed=args.seed,
+                   device=args.device, precision=args.precision, log=log)
 
 
-__all__ = ["TARGET_LPIPS", "TARGET_PSNR_GAIN_DB", "add_arguments", "format_quality", "format_result", "quality",
-           "regression_quality", "run_args"]
+__all__ = ["METRICS", "TARGET_LPIPS", "TARGET_PSNR_GAIN_DB", "add_arguments", "arm_steps", "format_quality",
+           "format_result", "quality", "regression_quality", "run_args", "sampler_label"]

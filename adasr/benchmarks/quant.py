@@ -9,8 +9,10 @@ One run, side by side, on the held-out photos (astronaut, camera, moon; full 512
 2. The **real int8** network (torch.ao, x86/oneDNN engine): fp32 vs int8 latency for one 128×128 LR image,
    interleaved repeats, medians, same run; PSNR of both on the held-out photos.
 3. The same per-tile bit mapping on the diffusion UNet's convolutions (fake quantization, weights 8 bit,
-   activations fixed vs AdaBM at two b_base), DDIM-10 on the 256×256 held-out crops: PSNR-Y, LPIPS vs FAB.
-   Calibrated on noised training crops at the timesteps the sampler visits (``UniformDDIM(steps).timesteps(T)``).
+   activations fixed vs AdaBM at two b_base), sampled with the default sampler
+   (:data:`~adasr.defaults.DEFAULT_STEPS` steps of :data:`~adasr.defaults.DEFAULT_SCHEDULE`, its η) on the 256×256
+   held-out crops: PSNR-Y, LPIPS vs FAB. Calibrated on noised training crops at the timesteps that sampler visits
+   (``UniformDDIM(steps, schedule).timesteps(T)``).
 """
 
 from __future__ import annotations
@@ -118,32 +120,42 @@ def int8_arm(model, images, calib: list[torch.Tensor], size: int = 128, repeats:
 
 
 def unet_arms(
-    steps: int, configs: list[AdaBMConfig], *, log: Log = no_log, model=None,
+    steps: int | None, configs: list[AdaBMConfig], *, schedule: Any = None, log: Log = no_log, model=None,
     images: dict[str, np.ndarray] | None = None, n_calib: int = 8, calib_crop: int = 128,
 ) -> dict[str, Any]:
-    """Per-tile bit mapping on the diffusion UNet (fake quantization), DDIM-``steps`` (uniform, fp32) on the
-    held-out 256² crops (``images``: {name: HR uint8 (H, W, 3)}); ``model`` defaults to the shipped one.
+    """Per-tile bit mapping on the diffusion UNet (fake quantization), uniform sampling with ``steps`` of
+    ``schedule`` (default: the package's default sampler, :data:`~adasr.defaults.DEFAULT_STEPS` of
+    :data:`~adasr.defaults.DEFAULT_SCHEDULE`, with the schedule's own η; fp32) on the held-out 256² crops
+    (``images``: {name: HR uint8 (H, W, 3)}); ``model`` defaults to the shipped one.
 
     Each config is calibrated on ``n_calib`` training crops of ``calib_crop``² noised to every timestep the sampler
-    visits (:func:`~adasr.upscaling.unet_calibration_batches`, the recipe ``--quant adabm`` uses with fewer crops). Per image: PSNR-Y (shave 4), LPIPS, seconds, and for quantized
-    arms FAB = the mean over sampler iterations of ``qm.fab()`` after that iteration (the FAB of its last UNet
-    batch); ``log`` receives one line per arm."""
+    visits (:func:`~adasr.upscaling.unet_calibration_batches` with the same schedule, the recipe ``--quant adabm``
+    uses with fewer crops). Per image: PSNR-Y (shave 4), LPIPS, seconds, and for quantized arms FAB = the mean over
+    sampler iterations of ``qm.fab()`` after that iteration (the FAB of its last UNet batch); ``log`` receives one
+    line per arm. The result records ``steps``, ``schedule`` ({name, timesteps, eta?}) and ``eta``."""
     from ..data import downscale, heldout_crops, to_tensor, to_uint8
+    from ..defaults import DEFAULT_SCHEDULE
+    from ..diffusion.timesteps import get_schedule
     from ..lpips import lpips_distance
     from ..metrics import psnr_y
     from ..upscaling import load_pretrained, prepare_upscale
+    from .quality import arm_steps
 
+    schedule = get_schedule(DEFAULT_SCHEDULE if schedule is None else schedule)
+    steps = arm_steps(steps, schedule)
     model = model if model is not None else load_pretrained()
     images = images if images is not None else heldout_crops(256)
-    ts = unet_calibration_timesteps(model, steps)
+    ts = unet_calibration_timesteps(model, steps, schedule)
+    ran: dict[str, Any] = {}
 
     def run(m, qm: AdaBM | None) -> dict[str, Any]:
         rows = {}
         for name, hr in images.items():
             lr = downscale(to_tensor(hr), 4)
             fabs: list[float] = []
-            job = prepare_upscale(lr, steps=steps, model=m, precision="fp32")
+            job = prepare_upscale(lr, steps=steps, schedule=schedule, model=m, precision="fp32")
             out, rep, _ = job.run(observe=(lambda state: fabs.append(qm.fab())) if qm is not None else None)
+            ran.update(schedule=rep.schedule, eta=rep.eta)
             sr = to_uint8(out)
             rows[name] = {"psnr_y": psnr_y(sr, hr, shave=4), "lpips": lpips_distance(sr, hr),
                           "seconds": rep.seconds}
@@ -157,15 +169,16 @@ def unet_arms(
     for cfg in configs:
         qmodel, qm = quantize_diffusion(model, cfg)
         t0 = time.perf_counter()
-        qm.calibrate(unet_calibration_batches(model, steps, n=n_calib, crop=calib_crop)[0])
+        qm.calibrate(unet_calibration_batches(model, steps, n=n_calib, crop=calib_crop, schedule=schedule)[0])
+        calib_s = time.perf_counter() - t0  # (before the sampled run: results before this fix included it)
         r = run(qmodel, qm)
-        r["calibration_seconds"] = time.perf_counter() - t0
+        r["calibration_seconds"] = calib_s
         r["layers"] = len(qm.layer_names)
         arms[cfg.label] = r
         log(f"UNet {cfg.label}: PSNR-Y {r['mean']['psnr_y']:.2f} FAB {r['mean']['fab']:.2f} "
             f"(calibration {r['calibration_seconds']:.0f} s)")
-    return {"steps": steps, "precision": "fp32", "device": str(next(model.parameters()).device),
-            "calibration_timesteps": ts, "arms": arms}
+    return {"steps": steps, "schedule": ran["schedule"], "eta": ran["eta"], "precision": "fp32",
+            "device": str(next(model.parameters()).device), "calibration_timesteps": ts, "arms": arms}
 
 
 def _adaptive(w_bits: int, a_bits: int, **kw: Any) -> AdaBMConfig:
@@ -175,12 +188,13 @@ def _adaptive(w_bits: int, a_bits: int, **kw: Any) -> AdaBMConfig:
 def quant(
     *, b_base: int = 4, patch: int = 32, calibration: str = "mse", finetune_config: FinetuneConfig | None = None,
     n_calib: int = 64,
-    n_finetune: int = 100, int8: bool = True, unet: bool = True, unet_steps: int = 10, repeats: int = 15,
-    progress: bool = False, log: Log = no_log,
+    n_finetune: int = 100, int8: bool = True, unet: bool = True, unet_steps: int | None = None,
+    unet_schedule: Any = None, repeats: int = 15, progress: bool = False, log: Log = no_log,
 ) -> dict[str, Any]:
     """Run the whole comparison (see the module docstring); returns the results as a dict. ``progress`` shows
     fine-tuning's tqdm bars; ``log`` receives one line per arm. The EDSR arms run on the CPU in fp32 (the
-    ``machine`` entry), the UNet arms in fp32 on the default device (``unet.device``)."""
+    ``machine`` entry), the UNet arms in fp32 on the default device (``unet.device``), sampled and calibrated with
+    ``unet_steps`` of ``unet_schedule`` (default: the package's default sampler; :func:`unet_arms`)."""
     from ..data import heldout_crops, training_lr_patches
     from ..models.edsr import load_edsr
 
@@ -224,7 +238,7 @@ def quant(
         r["targets"]["int8_met"] = r["int8"]["speedup"] >= TARGET_INT8_SPEEDUP
     if unet:
         cfgs = [make(8, a, calibration=calibration) for a in (6, 4) for make in (AdaBMConfig.fixed, _adaptive)]
-        r["unet"] = unet_arms(unet_steps, cfgs, log=log)
+        r["unet"] = unet_arms(unet_steps, cfgs, schedule=unet_schedule, log=log)
     r["machine"] = machine_info("cpu", "fp32")
     r["seconds"] = time.perf_counter() - t0
     return r
@@ -260,7 +274,9 @@ def format_quant(r: dict[str, Any]) -> str:
                      f"int8 {q['int8']['mean']['psnr_y']:.2f}")
     if "unet" in r:
         u = r["unet"]
-        lines.append(f"diffusion UNet, per-tile bits (fake quantization), DDIM-{u['steps']}, 256² crops, fp32")
+        sampler = (f"{u['steps']} steps {u['schedule']['name']} (η {u['eta']:g}, timesteps "
+                   f"{u['schedule']['timesteps']})" if "schedule" in u else f"DDIM-{u['steps']}")
+        lines.append(f"diffusion UNet, per-tile bits (fake quantization), {sampler}, 256² crops, fp32")
         lines.append(f"{'arm':<26} {'PSNR-Y':>7} {'LPIPS':>7} {'FAB':>5}")
         for label, a in u["arms"].items():
             m = a["mean"]
@@ -273,6 +289,8 @@ format_result = format_quant
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..defaults import DEFAULT_SCHEDULE, DEFAULT_STEPS
+
     d = FinetuneConfig()
     p.add_argument("--b-base", type=int, default=4, help="AdaBM's base bit (weights use the same)")
     p.add_argument("--patch", type=int, default=32, help="LR patch size of the image-to-bit map")
@@ -284,14 +302,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=15, help="latency repeats of the int8 comparison")
     p.add_argument("--no-int8", action="store_true", help="skip the real int8 arm")
     p.add_argument("--no-unet", action="store_true", help="skip the diffusion UNet arms (the slow part)")
-    p.add_argument("--unet-steps", type=int, default=10)
+    p.add_argument("--unet-steps", type=int, default=None,
+                   help=f"steps of the UNet arms (default: {DEFAULT_STEPS}, or the length of an explicit "
+                        "--unet-schedule)")
+    p.add_argument("--unet-schedule", default=None, metavar="NAME|LIST",
+                   help=f"schedule of the UNet arms, sampling and calibration (default: {DEFAULT_SCHEDULE})")
     p.add_argument("--progress", action="store_true")
 
 
 def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
     ft = FinetuneConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch)
     return quant(b_base=args.b_base, patch=args.patch, calibration=args.calibration, finetune_config=ft,
-                 int8=not args.no_int8, unet=not args.no_unet, unet_steps=args.unet_steps, repeats=args.repeats,
+                 int8=not args.no_int8, unet=not args.no_unet, unet_steps=args.unet_steps,
+                 unet_schedule=args.unet_schedule, repeats=args.repeats,
                  progress=args.progress, log=log)
 
 

@@ -1,7 +1,7 @@
 """The shared runner of ``adasr bench NAME``: one parser, one way to print, log and save every benchmark.
 
 Each benchmark module (:mod:`~adasr.benchmarks.quality`, :mod:`~adasr.benchmarks.speed`,
-:mod:`~adasr.benchmarks.adaptive`, :mod:`~adasr.benchmarks.quant`) provides
+:mod:`~adasr.benchmarks.adaptive`, :mod:`~adasr.benchmarks.quant`, :mod:`~adasr.benchmarks.schedules`) provides
 
 * ``add_arguments(parser)`` — its own options;
 * ``run_args(args, log) -> dict`` — runs the benchmark, returns a JSON-ready result that includes
@@ -10,7 +10,8 @@ Each benchmark module (:mod:`~adasr.benchmarks.quality`, :mod:`~adasr.benchmarks
 
 The runner adds ``--json FILE`` to every benchmark, prints the table on stdout, writes the progress lines on
 stderr as ``[bench NAME] message``, writes the JSON, and draws the figures the benchmarks only compute the data of
-(``bench adaptive --figure``). Benchmark modules are imported only when their subcommand runs.
+(``bench adaptive --figure``, ``bench schedules --figure``). The JSON is written first, so that a long run's
+measurements survive a failing table or figure. Benchmark modules are imported only when their subcommand runs.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
                  "AdaSR policies vs uniform DDIM (and equal-budget controls), one run"),
     "quant": ("adasr.benchmarks.quant",
               "AdaBM vs fixed-bit quantization of EDSR, real int8 latency, UNet bit mapping"),
+    "schedules": ("adasr.benchmarks.schedules",
+                  "optimised sampling schedules vs linspace at the same N, linspace-20 reference, default speed-up"),
 }
 
 Log = Callable[[str], None]
@@ -89,7 +92,7 @@ def add_device_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """``adasr bench {quality,speed,adaptive,quant} [options] [--json FILE]``."""
+    """``adasr bench {quality,speed,adaptive,quant,schedules} [options] [--json FILE]``."""
     from . import __doc__ as doc
 
     p = parser or argparse.ArgumentParser(prog="adasr bench", description=(doc or "").split("\n")[0])
@@ -111,6 +114,17 @@ def save_curve_figure(result: dict[str, Any], path: str) -> None:
     savefig(plot_speed_quality(result), p.stem, p.parent)
 
 
+def save_schedules_figure(result: dict[str, Any], path: str, dpi: int = 200) -> Path:
+    """Write the figure of a ``bench schedules`` result (:func:`adasr.viz.schedules.schedule_comparison_figure`)
+    to ``path`` (.png, ``dpi``, no ``Software`` metadata); returns the path written."""
+    from ..viz.schedules import schedule_comparison_figure
+
+    p = Path(path).with_suffix(".png")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    schedule_comparison_figure(result).savefig(p, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return p
+
+
 def write_json(result: dict[str, Any], path: str) -> None:
     """``result`` as indented JSON at ``path``."""
     with open(path, "w") as f:
@@ -121,11 +135,14 @@ def run(args: argparse.Namespace, log: Log | None = None) -> int:
     """Run the benchmark ``args.which``: table on stdout, progress on stderr (or to ``log``), figure, JSON."""
     module = importlib.import_module(BENCHMARKS[args.which][0])
     result = module.run_args(args, log or stderr_log(args.which))
-    print(module.format_result(result))
-    if getattr(args, "figure", None) and "sweep" in result:
-        save_curve_figure(result, args.figure)
-    if args.json:
+    if args.json:  # first: a long run's measurements survive a failing table or figure
         write_json(result, args.json)
+    print(module.format_result(result))
+    if getattr(args, "figure", None):
+        if "sweep" in result:
+            save_curve_figure(result, args.figure)
+        elif result.get("benchmark") == "schedules":
+            save_schedules_figure(result, args.figure)
     return 0
 
 
@@ -134,4 +151,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["BENCHMARKS", "add_device_arguments", "build_parser", "cpu_model_name", "machine_info", "main", "no_log",
-           "run", "save_curve_figure", "stderr_log", "write_json"]
+           "run", "save_curve_figure", "save_schedules_figure", "stderr_log", "write_json"]

@@ -11,7 +11,7 @@ A policy answers, for the tiles of one image:
    them (a whole-image rule);
 
 and declares ``name`` (for reports), ``steps`` (the budget N of the busiest tile: what ``--steps`` means for every
-policy) and ``reuse`` (the denoiser modes it may ask for, so the denoiser keeps those caches).
+policy), ``schedule`` (the :class:`~adasr.diffusion.timesteps.Schedule` its lists come from, for reports) and ``reuse`` (the denoiser modes it may ask for, so the denoiser keeps those caches).
 
 Per-tile memory a policy needs across steps (the Δ history of early exit) belongs to the policy: ``begin(n)`` is
 called by the sampler before the first step of every run to reset it, and ``memory()`` returns a snapshot that
@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from ..diffusion.timesteps import spaced_timesteps
+from ..diffusion.timesteps import Schedule, get_schedule, spaced_timesteps
 from .denoiser import MODES
 
 
@@ -82,6 +82,8 @@ class Policy:
     """
 
     name: str = "policy"
+    #: the :class:`~adasr.diffusion.timesteps.Schedule` a tile's N_p-step list comes from (None: no single one)
+    schedule: Schedule | None = None
     #: denoiser modes this policy may ask for besides ``full`` (the denoiser keeps their caches)
     reuse: tuple[str, ...] = ()
 
@@ -112,19 +114,25 @@ class Policy:
 
 @dataclass(frozen=True)
 class UniformDDIM(Policy):
-    """The baseline policy: every tile gets the same ``steps``-step DDIM schedule and never stops early."""
+    """The baseline policy: every tile runs the same ``steps``-step list of ``schedule`` and never stops early.
+
+    ``schedule`` is a :class:`~adasr.diffusion.timesteps.Schedule` or what
+    :func:`~adasr.diffusion.timesteps.get_schedule` accepts: a spacing (``linspace``, the textbook DDIM default),
+    ``karras``, an optimised preset (``balanced``, ``perceptual``, ``fidelity``) or an explicit list.
+    """
 
     steps: int = 10  # type: ignore[assignment]
-    spacing: str = "linspace"
+    schedule: str | Schedule = "linspace"
     name: str = "uniform"
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, numbers.Integral) or self.steps < 1:
             raise ValueError(f"steps must be a positive int, got {self.steps!r}")
+        object.__setattr__(self, "schedule", get_schedule(self.schedule))
 
     def timesteps(self, num_train_timesteps: int = 1000) -> list[int]:
-        """The one schedule every tile runs (:func:`~adasr.diffusion.timesteps.spaced_timesteps`)."""
-        return spaced_timesteps(self.steps, num_train_timesteps, self.spacing)
+        """The one list every tile runs: ``schedule.timesteps(steps, T)``."""
+        return self.schedule.timesteps(self.steps, num_train_timesteps)  # type: ignore[union-attr]
 
     def plan(self, cond_tiles: torch.Tensor, num_train_timesteps: int) -> list[list[int]]:
         ts = self.timesteps(num_train_timesteps)
