@@ -260,7 +260,9 @@ def option_fields(cls: type) -> list[Field]:
     return [f for f in fields(cls) if "help" in f.metadata]
 
 
-def _int_at_least(lo: int) -> Callable[[str], int]:
+def int_at_least(lo: int) -> Callable[[str], int]:
+    """An argparse ``type`` for whole numbers >= ``lo`` (the message says which rule failed)."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -277,7 +279,7 @@ def _int_at_least(lo: int) -> Callable[[str], int]:
 def _parser_type(f: Field) -> Callable[[str], Any] | None:
     kind = f.metadata.get("type") or type(f.default)
     if kind is int:
-        return _int_at_least(f.metadata["min"]) if "min" in f.metadata else int
+        return int_at_least(f.metadata["min"]) if "min" in f.metadata else int
     if kind is float:
         return float  # ranges are checked by the config (so the message names the flag, not "argument --x")
     return None
@@ -312,4 +314,5 @@ def given_values(cls: type, namespace: argparse.Namespace) -> dict[str, Any]:
 
 __all__ = ["DIFFUSION_ONLY", "MODELS", "POLICIES", "PRECISIONS", "QUANT", "QUANT_SUPPORT", "AdaptiveConfig",
            "ConfigError", "UpscaleConfig", "add_config_arguments", "check_model_options", "flag_of", "given_values",
+           "int_at_least",
            "option_fields"]

@@ -39,3 +39,23 @@ def make_tiny_model() -> Callable[..., SRDiffusion]:
         return m
 
     return make
+
+
+def fake_preset_schedules() -> dict:
+    """Every preset name as one power family (t_end 20, ρ 2) with η = 0.1·N for N = 1 … 4 (η 0.4 beyond): tests of
+    the benchmarks' plumbing use it instead of the shipped ``schedules.json``."""
+    from adasr.diffusion.timesteps import SCHEDULE_PRESETS, PowerSchedule, PresetSchedule
+
+    pts = {n: {"family": "power", "params": {"t_end": 20, "rho": 2.0}, "eta": round(0.1 * n, 1),
+               "timesteps": PowerSchedule(20, 2.0).timesteps(n)} for n in range(1, 5)}
+    return {name: PresetSchedule(name, pts) for name in SCHEDULE_PRESETS}
+
+
+@pytest.fixture
+def fake_presets(monkeypatch):
+    """The preset names resolve to :func:`fake_preset_schedules` (what get_schedule loads)."""
+    from adasr import registry
+
+    presets = fake_preset_schedules()
+    monkeypatch.setattr(registry, "load_schedule_presets", lambda *a, **k: presets)
+    return presets

@@ -18,25 +18,6 @@ from adasr.registry import entry
 from adasr.upscaling import upscale_tensor
 
 
-def fake_presets_dict() -> dict:
-    """Every preset name as one power family (t_end 20, ρ 2) with η = 0.1·N for N = 1 … 4 (η 0.4 beyond)."""
-    from adasr.diffusion.timesteps import SCHEDULE_PRESETS, PowerSchedule, PresetSchedule
-
-    pts = {n: {"family": "power", "params": {"t_end": 20, "rho": 2.0}, "eta": round(0.1 * n, 1),
-               "timesteps": PowerSchedule(20, 2.0).timesteps(n)} for n in range(1, 5)}
-    return {name: PresetSchedule(name, pts) for name in SCHEDULE_PRESETS}
-
-
-@pytest.fixture
-def fake_presets(monkeypatch):
-    """The preset names resolve to :func:`fake_presets_dict` (the bench's plumbing is tested, not the presets)."""
-    from adasr import registry
-
-    presets = fake_presets_dict()
-    monkeypatch.setattr(registry, "load_schedule_presets", lambda *a, **k: presets)
-    return presets
-
-
 def test_shipped_edsr_reproduces_its_registry_metrics(one_thread):
     model = load_edsr()
     saved = entry("edsr_x4")["metrics_at_save"]["images"]

@@ -21,26 +21,10 @@ from adasr.benchmarks import quant as QB
 from adasr.benchmarks import speed as S
 from adasr.benchmarks.runner import BENCHMARKS, machine_info, stderr_log
 from adasr.defaults import DEFAULT_SCHEDULE, DEFAULT_STEPS, LEGACY_SCHEDULE, LEGACY_STEPS
-from adasr.diffusion.timesteps import PowerSchedule, PresetSchedule, SCHEDULE_PRESETS, spaced_timesteps
+from adasr.diffusion.timesteps import spaced_timesteps
 from adasr.quant.finetune import FinetuneConfig
 from adasr.runtime import bf16_supported
 
-
-def make_fake_presets() -> dict[str, PresetSchedule]:
-    """Every preset name as one power family (t_end 20, ρ 2) with η = 0.1·N for N = 1 … 4."""
-    pts = {n: {"family": "power", "params": {"t_end": 20, "rho": 2.0}, "eta": round(0.1 * n, 1),
-               "timesteps": PowerSchedule(20, 2.0).timesteps(n)} for n in range(1, 5)}
-    return {name: PresetSchedule(name, pts) for name in SCHEDULE_PRESETS}
-
-
-@pytest.fixture
-def fake_presets(monkeypatch):
-    """The preset names resolve to :func:`make_fake_presets` (what get_schedule loads)."""
-    from adasr import registry
-
-    presets = make_fake_presets()
-    monkeypatch.setattr(registry, "load_schedule_presets", lambda *a, **k: presets)
-    return presets
 
 MACHINE_KEYS = {"cpu", "amx", "avx512_bf16", "bf16_fast", "isa_cap", "threads", "torch", "python", "device",
                 "precision"}

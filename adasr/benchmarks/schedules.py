@@ -46,6 +46,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..config import int_at_least
 from ..data import downscale, heldout_crops, load_skimage, to_tensor, to_uint8
 from ..runtime import resolve_device, resolve_precision
 from .runner import Log, add_device_arguments, machine_info, no_log
@@ -524,31 +525,17 @@ format_result = format_schedules
 
 
 # ------------------------------------------------------------------------------------------------------ the CLI
-def _int_at_least(lo: int):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an int, got {text!r}") from None
-        if v < lo:
-            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {v}")
-        return v
-
-    parse.__name__ = f"int>={lo}"
-    return parse
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-steps", type=_int_at_least(1), default=10, metavar="N",
+    p.add_argument("--max-steps", type=int_at_least(1), default=10, metavar="N",
                    help="N = 1 … this for every schedule (default 10)")
-    p.add_argument("--seeds", type=_int_at_least(0), nargs="+", default=[0, 1, 2], metavar="S",
+    p.add_argument("--seeds", type=int_at_least(0), nargs="+", default=[0, 1, 2], metavar="S",
                    help="noise seeds; the first runs at every point, the others only at N ≤ --spread-max-steps and "
                         "at the references (default 0 1 2)")
-    p.add_argument("--spread-max-steps", type=_int_at_least(0), default=4, metavar="N",
+    p.add_argument("--spread-max-steps", type=int_at_least(0), default=4, metavar="N",
                    help="the extra seeds run up to this N (default 4; 0: only at the references)")
-    p.add_argument("--reference-steps", type=_int_at_least(1), default=REFERENCE_STEPS, metavar="N",
+    p.add_argument("--reference-steps", type=int_at_least(1), default=REFERENCE_STEPS, metavar="N",
                    help=f"N of the linspace reference (default {REFERENCE_STEPS})")
-    p.add_argument("--repeats", type=_int_at_least(1), default=3,
+    p.add_argument("--repeats", type=int_at_least(1), default=3,
                    help="timed runs of each default after one warm-up each (default 3)")
     p.add_argument("--schedules", nargs="+", default=list(DEFAULT_SCHEDULES), metavar="NAME",
                    help=f"schedules compared (default: {' '.join(DEFAULT_SCHEDULES)}); an explicit list such as "

@@ -80,6 +80,23 @@ def _check_n(n: int) -> None:
         raise ValueError(f"the number of steps must be a positive int, got {n!r}")
 
 
+def _check_family(t_end: int, rho: float) -> None:
+    """The parameters of a family that ends at ``t_end`` and bends with ``rho``."""
+    if isinstance(t_end, bool) or not isinstance(t_end, numbers.Integral) or t_end < 0:
+        raise ValueError(f"t_end must be an int >= 0, got {t_end!r}")
+    if not (isinstance(rho, numbers.Real) and math.isfinite(rho) and rho > 0):
+        raise ValueError(f"rho must be a finite number > 0, got {rho!r}")
+
+
+def _room(n: int, t_end: int, num_train_timesteps: int) -> int:
+    """T − 1, after checking that ``n`` distinct steps fit between it and ``t_end``."""
+    _check_n(n)
+    top = num_train_timesteps - 1
+    if t_end > top - (n - 1):
+        raise ValueError(f"t_end={t_end} leaves no room for {n} distinct steps below {top}")
+    return top
+
+
 def strictly_descending(values: Sequence[float], t_end: int, top: int | None = None) -> list[int]:
     """Round ``values`` (descending reals, the last one ``t_end``) to ints that descend strictly: walking up from
     the end, each value is at least one above the next (rounding can make neighbours equal at low noise); then,
@@ -157,20 +174,14 @@ class PowerSchedule(Schedule):
     rho: float = 2.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.t_end, bool) or not isinstance(self.t_end, numbers.Integral) or self.t_end < 0:
-            raise ValueError(f"t_end must be an int >= 0, got {self.t_end!r}")
-        if not (isinstance(self.rho, numbers.Real) and math.isfinite(self.rho) and self.rho > 0):
-            raise ValueError(f"rho must be a finite number > 0, got {self.rho!r}")
+        _check_family(self.t_end, self.rho)
 
     @property
     def name(self) -> str:  # type: ignore[override]
         return f"power(t_end={self.t_end},rho={self.rho:g})"
 
     def timesteps(self, n: int, num_train_timesteps: int = 1000) -> list[int]:
-        _check_n(n)
-        top = num_train_timesteps - 1
-        if self.t_end > top - (n - 1):
-            raise ValueError(f"t_end={self.t_end} leaves no room for {n} distinct steps below {top}")
+        top = _room(n, self.t_end, num_train_timesteps)
         if n == 1:
             return [top]
         u = np.arange(n) / (n - 1)
@@ -195,10 +206,7 @@ class KarrasSchedule(Schedule):
     alphas_cumprod: tuple[float, ...] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.rho, numbers.Real) and math.isfinite(self.rho) and self.rho > 0):
-            raise ValueError(f"rho must be a finite number > 0, got {self.rho!r}")
-        if isinstance(self.t_end, bool) or not isinstance(self.t_end, numbers.Integral) or self.t_end < 0:
-            raise ValueError(f"t_end must be an int >= 0, got {self.t_end!r}")
+        _check_family(self.t_end, self.rho)
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -216,10 +224,7 @@ class KarrasSchedule(Schedule):
         return np.sqrt((1 - ac) / ac)
 
     def timesteps(self, n: int, num_train_timesteps: int = 1000) -> list[int]:
-        _check_n(n)
-        top = num_train_timesteps - 1
-        if self.t_end > top - (n - 1):
-            raise ValueError(f"t_end={self.t_end} leaves no room for {n} distinct steps below {top}")
+        top = _room(n, self.t_end, num_train_timesteps)
         if n == 1:
             return [top]
         sig = self._sigmas(num_train_timesteps)

@@ -9,6 +9,8 @@ inside); notebooks save it with :func:`savefig` into ``figures/NN_name.png``. Te
 * :mod:`adasr.viz.allocation` — step maps, refinement snapshots, cost vs quality (notebook 05)
 * :mod:`adasr.viz.early_exit` — Δ curves, stop maps, what early exit loses (notebook 06)
 * :mod:`adasr.viz.adaptive`   — the speed–quality curve of ``adasr bench adaptive``
+* :mod:`adasr.viz.timesteps`  — schedules on λ(t), x̂0 along a chain, the schedule search's perception–distortion
+  plane (notebook 02)
 * :mod:`adasr.viz.schedules`  — LPIPS vs N and the perception–distortion plane of ``adasr bench schedules``
 * :mod:`adasr.viz.quant`      — quantizer levels, calibration error, I2B / L2B bit maps, AdaBM fine-tuning
   (notebook 10)
