@@ -116,12 +116,14 @@ def record_metrics(name: str, steps: int | None) -> None:
 
 
 def record_diffusion_metrics(name: str, steps: int | None) -> None:
-    """Run ``adasr bench quality`` on the registered weights and store the result as ``metrics_at_save``."""
+    """Run ``adasr bench quality`` on the registered weights and store the result as ``metrics_at_save`` (the
+    default sampler's arm, its schedule and η; ``mean`` also holds the old default's arm as ``legacy``)."""
     from adasr.benchmarks.quality import format_quality
 
     r = quality(steps=steps)
     reg = read_registry()
     reg[name]["metrics_at_save"] = {"benchmark": "adasr bench quality", "steps": r["steps"], "tile": r["tile"],
+                                    "schedule": r["schedule"], "eta": r["eta"],
                                     "overlap": r["overlap"], "precision": r["precision"], "mean": r["mean"],
                                     "psnr_gain_db": r["psnr_gain_db"], "machine": machine(), "torch": torch.__version__,
                                     "images": {row["image"]: row["adasr"] for row in r["images"]}}
