@@ -1,6 +1,6 @@
 """Interactive controls around the pure plotting functions of :mod:`adasr.viz`.
 
-The pattern every notebook follows (teaching conventions §3):
+The pattern every notebook follows:
 
 1. a function ``fn(**params) -> matplotlib.figure.Figure`` that computes and draws, with no widget code;
 2. a static cell that calls it once with the default parameters (that figure is the one saved to ``figures/``);
