@@ -552,9 +552,10 @@ def prepare_upscale(
             raise ConfigError("{schedule} configures a named policy; a Policy object carries its own schedule",
                               schedule="schedule")
     n_steps = policy.steps if isinstance(policy, Policy) else config.n_steps
-    sched = schedule if isinstance(schedule, Schedule) else get_schedule(config.schedule)
-    if isinstance(policy, Policy):
-        sched = policy.schedule or sched
+    if isinstance(policy, Policy):  # a Policy object carries its schedule (the named default only if it has none)
+        sched = policy.schedule or get_schedule(config.schedule)
+    else:
+        sched = schedule if isinstance(schedule, Schedule) else get_schedule(config.schedule)
     try:
         sched.timesteps(n_steps)  # an explicit list of another length, a t_end too close to T, … fail here
     except ValueError as exc:

@@ -63,9 +63,10 @@ def test_parser_has_every_benchmark_with_json():
         p.parse_args(["nope"])
 
 
-def test_adaptive_benchmark_does_not_import_viz():
+@pytest.mark.parametrize("module", ["adaptive", "schedules"])
+def test_benchmarks_with_figures_do_not_import_viz(module):
     """The benchmark only computes; drawing (--figure) is the runner's, after the benchmark returned."""
-    code = ("import sys, adasr.benchmarks.adaptive, adasr.benchmarks.runner; "
+    code = (f"import sys, adasr.benchmarks.{module}, adasr.benchmarks.runner; "
             "print(sorted(m for m in sys.modules if m.startswith('adasr.viz') or m == 'matplotlib'))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -24,7 +24,7 @@ import torch
 
 from ..data import downscale, heldout_crops, to_tensor, to_uint8, upscale_bicubic
 from ..runtime import resolve_device, resolve_precision
-from .runner import Log, add_device_arguments, machine_info, no_log
+from .runner import Log, add_device_arguments, add_sampler_arguments, machine_info, no_log
 
 #: Targets of the foundation issue, checked and printed by ``bench quality`` (on the default arm).
 TARGET_PSNR_GAIN_DB = 0.3
@@ -209,18 +209,7 @@ format_result = format_quality
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..defaults import DEFAULT_SCHEDULE, DEFAULT_STEPS, LEGACY_SCHEDULE, LEGACY_STEPS
-
-    p.add_argument("--steps", type=int, default=None,
-                   help=f"steps of the new-default arm (default: {DEFAULT_STEPS}, or the length of an explicit "
-                        "--schedule)")
-    p.add_argument("--schedule", default=None, metavar="NAME|LIST",
-                   help=f"schedule of the new-default arm (default: {DEFAULT_SCHEDULE}); a name or an explicit "
-                        "list such as 999,100,20")
-    p.add_argument("--eta", type=float, default=None, help="η of the new-default arm (default: the schedule's own, "
-                                                             "else 0)")
-    p.add_argument("--no-legacy", action="store_true",
-                   help=f"skip the old default ({LEGACY_STEPS} steps {LEGACY_SCHEDULE}, η 0)")
+    add_sampler_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     add_device_arguments(p)
 

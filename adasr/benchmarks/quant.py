@@ -29,7 +29,7 @@ from ..quant.adabm import AdaBM, AdaBMConfig, quantize_diffusion
 from ..upscaling import edsr_calibration_batches, unet_calibration_batches, unet_calibration_timesteps
 from ..quant.finetune import FinetuneConfig, finetune
 from ..quant.quantizer import CALIBRATION_METHODS
-from .runner import Log, machine_info, no_log
+from .runner import Log, interleaved, machine_info, no_log
 
 #: Targets of the AdaBM issue.
 TARGET_PSNR_GAP_DB = 0.15
@@ -92,16 +92,9 @@ def _mean_bitops(qm: AdaBM, images: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def latency(fns: dict[str, Callable[[], Any]], repeats: int = 15) -> dict[str, float]:
-    """Median seconds of each zero-argument callable, calls interleaved round-robin after one warm-up each."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for f in fns.values():
-        f()
-    for _ in range(repeats):
-        for k, f in fns.items():
-            t = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
+    """Median seconds of each zero-argument callable, calls interleaved round-robin after one warm-up each
+    (:func:`~adasr.benchmarks.runner.interleaved`)."""
+    return {k: statistics.median(v) for k, v in interleaved(fns, repeats).items()}
 
 
 def int8_arm(model, images, calib: list[torch.Tensor], size: int = 128, repeats: int = 15) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import importlib
 import json
 import platform
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -91,6 +92,35 @@ def add_device_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
 
 
+def add_sampler_arguments(p: argparse.ArgumentParser, arm: str = "new-default arm") -> None:
+    """``--steps``, ``--schedule``, ``--eta`` of the benchmark's new-default ``arm`` and ``--no-legacy`` (skip the old
+    default), for the benchmarks that time or score the default sampler against the old one (quality, speed)."""
+    from ..defaults import DEFAULT_SCHEDULE, DEFAULT_STEPS, LEGACY_SCHEDULE, LEGACY_STEPS
+
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"steps of the {arm} (default: {DEFAULT_STEPS}, or the length of an explicit --schedule)")
+    p.add_argument("--schedule", default=None, metavar="NAME|LIST",
+                   help=f"schedule of the {arm} (default: {DEFAULT_SCHEDULE}); a name or an explicit list such as "
+                        "999,100,20")
+    p.add_argument("--eta", type=float, default=None, help=f"η of the {arm} (default: the schedule's own, else 0)")
+    p.add_argument("--no-legacy", action="store_true",
+                   help=f"skip the old default ({LEGACY_STEPS} steps {LEGACY_SCHEDULE}, η 0)")
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
+    """Seconds of ``repeats`` calls of each zero-argument callable, after one warm-up call each, the calls
+    interleaved round-robin (a, b, a, b, …): every timed comparison of the benchmarks, side by side in one run."""
+    for f in fns.values():
+        f()  # warm-up (allocator, oneDNN kernels)
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t)
+    return times
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """``adasr bench {quality,speed,adaptive,quant,schedules} [options] [--json FILE]``."""
     from . import __doc__ as doc
@@ -150,5 +180,5 @@ def main(argv: list[str] | None = None) -> int:
     return run(build_parser().parse_args(argv))
 
 
-__all__ = ["BENCHMARKS", "add_device_arguments", "build_parser", "cpu_model_name", "machine_info", "main", "no_log",
-           "run", "save_curve_figure", "save_schedules_figure", "stderr_log", "write_json"]
+__all__ = ["BENCHMARKS", "add_device_arguments", "add_sampler_arguments", "build_parser", "cpu_model_name", "machine_info", "main", "no_log",
+           "interleaved", "run", "save_curve_figure", "save_schedules_figure", "stderr_log", "write_json"]

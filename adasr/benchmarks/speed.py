@@ -10,39 +10,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from typing import Any, Callable
 
 import torch
 
 from ..data import downscale, to_tensor
 from ..runtime import resolve_device, resolve_precision
-from .runner import Log, add_device_arguments, machine_info, no_log
+from .runner import Log, add_device_arguments, add_sampler_arguments, interleaved, machine_info, no_log
 
 #: Target of the foundation issue, checked and printed by ``bench speed`` (the tiled new-default arm).
 TARGET_SPEED_SECONDS = 10.0
-
-
-def _timed(fn: Callable[[], Any], repeats: int) -> list[float]:
-    """Seconds of ``repeats`` successive calls of ``fn``."""
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
-def interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
-    """Seconds of ``repeats`` calls of each zero-argument callable, after one warm-up call each, the calls
-    interleaved round-robin (a, b, a, b, …)."""
-    for f in fns.values():
-        f()  # warm-up (allocator, oneDNN kernels)
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, f in fns.items():
-            times[k] += _timed(f, 1)
-    return times
 
 
 def speed(
@@ -132,20 +109,10 @@ format_result = format_speed
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..defaults import DEFAULT_SCHEDULE, DEFAULT_STEPS, LEGACY_SCHEDULE, LEGACY_STEPS
-
-    p.add_argument("--steps", type=int, default=None,
-                   help=f"steps of the new-default arms (default: {DEFAULT_STEPS}, or the length of an explicit "
-                        "--schedule)")
-    p.add_argument("--schedule", default=None, metavar="NAME|LIST",
-                   help=f"schedule of the new-default arms (default: {DEFAULT_SCHEDULE})")
-    p.add_argument("--eta", type=float, default=None, help="η of the new-default arms (default: the schedule's own, "
-                                                             "else 0)")
+    add_sampler_arguments(p, "new-default arms")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=3, help="timed runs of each arm, interleaved (median)")
     p.add_argument("--no-whole", action="store_true", help="skip the (slow) whole-image arm")
-    p.add_argument("--no-legacy", action="store_true",
-                   help=f"skip the old default ({LEGACY_STEPS} steps {LEGACY_SCHEDULE}, η 0)")
     add_device_arguments(p)
 
 
