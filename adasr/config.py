@@ -128,8 +128,9 @@ class UpscaleConfig:
         "DDIM's η: 0 is deterministic DDIM, 1 adds DDPM's noise at every step (default: the η an optimised "
         "--schedule was chosen with, 0 otherwise)", min=0.0, diffusion=True, type=float))
     device: str = field(default="auto", metadata=_option("cpu, cuda, cuda:N or auto"))
-    precision: str = field(default="auto", metadata=_option(
-        "auto uses bf16 where the hardware is fast at it (EDSR and quantized models run fp32)", choices=PRECISIONS))
+    precision: str = field(default=None, metadata=_option(  # type: ignore[assignment]  # None → $ADASR_PRECISION
+        "auto uses bf16 where the hardware is fast at it (EDSR and quantized models run fp32)", choices=PRECISIONS,
+        default_text="auto, or $ADASR_PRECISION when set", type=str))
     tile: int = field(default=DEFAULT_TILE, metadata=_option(
         "tile size in output pixels; smaller uses less memory", min=8, metavar="PX", diffusion=True))
     overlap: int = field(default=DEFAULT_OVERLAP, metadata=_option(
@@ -139,6 +140,16 @@ class UpscaleConfig:
         choices=POLICIES, group="adaptive", diffusion=True))
 
     def __post_init__(self) -> None:
+        if self.precision is None:  # the default: $ADASR_PRECISION when set, else auto
+            from .runtime import default_precision  # imports torch: not at module level (--help stays fast)
+
+            try:
+                env = default_precision()
+                if env == "bf16" and (self.kind != "diffusion" or self.quant != "none"):
+                    env = "fp32"  # the environment's bf16 applies to the float diffusion model only
+                object.__setattr__(self, "precision", env)
+            except ValueError as exc:
+                raise ConfigError(_lit(str(exc))) from None
         _check_fields(self)
         if self.schedule not in SCHEDULE_NAMES:
             try:
@@ -296,7 +307,7 @@ def add_config_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGro
             continue
         meta = f.metadata
         kw: dict[str, Any] = {"dest": f.name, "default": None,
-                              "help": f"{meta['help']} (default: {f.default})".replace("%", "%%")}
+                              "help": f"{meta['help']} (default: {meta.get('default_text', f.default)})".replace("%", "%%")}
         if "choices" in meta:
             kw["choices"] = meta["choices"]
         if _parser_type(f) is not None:

@@ -52,8 +52,26 @@ def bf16_supported(device: torch.device) -> bool:
     return False
 
 
-def resolve_precision(precision: Precision | str, device: torch.device) -> Literal["fp32", "bf16"]:
-    """``auto`` → bf16 where :func:`bf16_supported`, else fp32. Explicit values are kept (bf16 may then be slow)."""
+#: the environment variable that sets the default precision of ``setup()``, ``upscale`` and the CLI
+PRECISION_ENV = "ADASR_PRECISION"
+
+
+def default_precision(fallback: Precision = "auto") -> Precision:
+    """The precision used when none is given: ``$ADASR_PRECISION`` (``auto``, ``fp32`` or ``bf16``) when it is set
+    and not empty, else ``fallback``. Raises ValueError naming the variable for any other value."""
+    value = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if not value:
+        return fallback
+    if value not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"{PRECISION_ENV} must be auto, fp32 or bf16, got {os.environ[PRECISION_ENV]!r}")
+    return value  # type: ignore[return-value]
+
+
+def resolve_precision(precision: Precision | str | None, device: torch.device) -> Literal["fp32", "bf16"]:
+    """``auto`` → bf16 where :func:`bf16_supported`, else fp32. Explicit values are kept (bf16 may then be slow).
+    ``None`` → :func:`default_precision` (``$ADASR_PRECISION``, else ``auto``)."""
+    if precision is None:
+        precision = default_precision()
     if precision not in ("auto", "fp32", "bf16"):
         raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
     if precision == "auto":

@@ -506,7 +506,7 @@ def prepare_upscale(
     overlap: int | None = None,
     eta: float | None = None,
     device: str | torch.device | None = None,
-    precision: str = "auto",
+    precision: str | None = None,
     progress: bool = False,
 ) -> UpscaleJob | RegressionJob:
     """Validate the arguments (cheap checks first), load and prepare the model, build the policy and up(LR): an
@@ -540,7 +540,7 @@ def prepare_upscale(
         raise ConfigError(f"this UpscaleModel is already {model.quant}; leave {{quant}} at 'none'", quant="quant")
     named_quant = model.quant if isinstance(model, UpscaleModel) else quant
     config = UpscaleConfig(device="auto" if device is None else str(device), precision=precision, **given)
-    check_model_options(kind, name, named_quant, precision)
+    check_model_options(kind, name, named_quant, config.precision)
     if isinstance(policy, Policy):
         if adaptive is not None:
             raise ConfigError("{adaptive} configures a named policy; a Policy object carries its own settings",
@@ -566,7 +566,7 @@ def prepare_upscale(
         adaptive_used = checked if config.policy != "uniform" else None
     dev = _device(device, named_quant)
     exact = kind != "diffusion" or named_quant != "none"  # EDSR and quantized models run fp32
-    prec = "fp32" if exact else resolve_precision(precision, dev)
+    prec = "fp32" if exact else resolve_precision(config.precision, dev)
     info = load_model(model, quant, device=dev, steps=n_steps, schedule=sched)
     if kind != "diffusion":
         return RegressionJob(info, x.to(dev).float(), dev, t_start)
@@ -603,7 +603,8 @@ def upscale_tensor(x: torch.Tensor, **kwargs: Any) -> UpscaleResult:
         seed, eta: initial noise and DDIM's η (default: the η an optimised schedule was chosen with, else 0).
         tile, overlap: tiling in output pixels.
         device, precision: ``precision='auto'`` uses bf16 autocast where the device runs bf16 natively, fp32
-            elsewhere (EDSR and quantized models always run fp32); the model runs channels_last where that is
+            elsewhere (EDSR and quantized models always run fp32); left out, ``$ADASR_PRECISION`` when set, else
+            ``auto``; the model runs channels_last where that is
             faster (:func:`~adasr.runtime.prepare_for_inference`).
         progress: a tqdm bar.
 

@@ -126,7 +126,7 @@ def x0_disagreement(x_t: torch.Tensor, eps_hat: torch.Tensor, x0_hat: torch.Tens
 
 @torch.no_grad()
 def uncertainty_map(model: "SRDiffusion", x: torch.Tensor, t: int = 999, seed: int = 0,
-                    precision: str = "auto") -> torch.Tensor:
+                    precision: str | None = None) -> torch.Tensor:
     """Two-draw disagreement of the model's clean estimate at timestep ``t`` (B, 1, H, W), in image units [0, 1].
 
     C = mean_c |x̂0(x_t^a, t, up) − x̂0(x_t^b, t, up)| / (2 s) with x_t = √(1−ᾱ_t)·ε (the sampler's start is

@@ -297,7 +297,7 @@ def moon_case(runner_factory, config: AdaptiveConfig, schedule: Any = "linspace"
 
 def adaptive(
     *, config: AdaptiveConfig | None = None, schedules: Sequence[Any] | None = None, seed: int = 0,
-    device: str | None = None, precision: str = "auto", crop: int = 256, tile: int = DEFAULT_TILE,
+    device: str | None = None, precision: str | None = None, crop: int = 256, tile: int = DEFAULT_TILE,
     overlap: int = DEFAULT_OVERLAP, sweep: bool = True, moon: bool = True, log: Log = no_log,
 ) -> dict[str, Any]:
     """Run the comparison (module docstring) for each family of ``schedules`` (default :data:`DEFAULT_FAMILIES`)

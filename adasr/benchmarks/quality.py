@@ -54,7 +54,7 @@ def sampler_label(a: dict[str, Any]) -> str:
 
 def quality(
     *, steps: int | None = None, schedule: Any = None, eta: float | None = None, legacy: bool = True, seed: int = 0,
-    device: str | None = None, precision: str = "auto", crop: int = 256, tile: int | None = None,
+    device: str | None = None, precision: str | None = None, crop: int = 256, tile: int | None = None,
     overlap: int | None = None, progress: bool = False, keep_images: bool = False, log: Log = no_log,
 ) -> dict[str, Any]:
     """Per-image and mean PSNR(Y, shave 4) / SSIM(Y, shave 4) / LPIPS of bicubic, of the old default sampler

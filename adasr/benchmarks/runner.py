@@ -89,7 +89,8 @@ def machine_info(device: Any, precision: str) -> dict[str, Any]:
 def add_device_arguments(p: argparse.ArgumentParser) -> None:
     """``--device`` and ``--precision`` (the benchmarks that sample the diffusion model)."""
     p.add_argument("--device", default=None)
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
+                   help="default: auto, or $ADASR_PRECISION when set")
 
 
 def add_sampler_arguments(p: argparse.ArgumentParser, arm: str = "new-default arm") -> None:

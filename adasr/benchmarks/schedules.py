@@ -300,7 +300,7 @@ def compare_schedules(
     spread_max_steps: int = 4, reference_steps: int = REFERENCE_STEPS, repeats: int = 3, timing: bool = True,
     crop: int = 256, full_image: str = FULL_IMAGE, old_default: tuple[Any, int] | None = None,
     new_default: tuple[Any, int] | None = None, tile: int | None = None, overlap: int | None = None,
-    device: str | None = None, precision: str = "auto", command: str | None = None, log: Log = no_log,
+    device: str | None = None, precision: str | None = None, command: str | None = None, log: Log = no_log,
 ) -> dict[str, Any]:
     """Run the whole comparison (module docstring) and return a JSON-ready result.
 

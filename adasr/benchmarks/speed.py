@@ -24,7 +24,7 @@ TARGET_SPEED_SECONDS = 10.0
 
 def speed(
     *, size: int = 128, steps: int | None = None, schedule: Any = None, eta: float | None = None,
-    device: str | None = None, precision: str = "auto", repeats: int = 3, whole: bool = True, legacy: bool = True,
+    device: str | None = None, precision: str | None = None, repeats: int = 3, whole: bool = True, legacy: bool = True,
     log: Log = no_log,
 ) -> dict[str, Any]:
     """Seconds to upscale a ``size``×``size`` LR crop of astronaut ×4 (module docstring): the new default
