@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout=300
 
-.PHONY: install demo test unit notebooks-test notebooks lab bench schedules clean
+.PHONY: install demo test unit notebooks-test notebooks figures lab bench schedules clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,15 @@ notebooks-test: $(STAMP)
 ## Re-execute the notebooks in place (outputs committed, widget state and noisy metadata stripped).
 notebooks: $(STAMP)
 	$(BIN)/python tools/run_notebooks.py
+
+## Regenerate every file in figures/: the notebooks and their solutions (re-executed in place), the benchmark figures
+## redrawn from the committed results (benchmarks/results/*.json; `make bench` re-measures them), and the demo.
+## tests/test_figures.py fails when a file in figures/ is produced by none of these.
+figures: $(STAMP)
+	$(BIN)/python tools/run_notebooks.py notebooks/[0-9][0-9]_*.ipynb notebooks/solutions/*.ipynb
+	$(BIN)/adasr bench adaptive --replot benchmarks/results/adaptive.json --figure figures/bench_adaptive_curve.png
+	$(BIN)/adasr bench schedules --replot benchmarks/results/schedules.json --figure figures/bench_schedules.png
+	$(MAKE) demo
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
