@@ -106,3 +106,32 @@ def test_exit_summary_figure():
     stop = next(l for l in ax_d.get_lines() if l.get_label() == "stop")
     assert stop.get_xdata().tolist() == [4, 6, 20, 4]
     assert fig._suptitle.get_text() == "8.5 steps/tile"
+
+
+def test_delta_curves_figure_wraps_rows():
+    panels = {f"m{r} · img{c}": {"tiles": [[0.01 * (r + 1), 0.002]]} for r in range(2) for c in range(3)}
+    fig = V.delta_curves_figure(panels, epsilon=0.002, ncols=3)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == list(panels)
+    assert len({round(ax.get_position().y0, 3) for ax in visible}) == 2  # two rows of three
+    assert all(ax.get_ylabel() for ax in (visible[0], visible[3])) and not visible[1].get_ylabel()
+    fig = V.delta_curves_figure({"a": {"tiles": [[0.1]]}, "b": {"tiles": [[0.1]]}, "c": {"tiles": [[0.1]]}},
+                                ncols=2)
+    assert sum(ax.get_visible() for ax in fig.axes) == 3 and len(fig.axes) == 4  # the spare panel is hidden
+
+
+def test_stop_quality_figure_separate_axes():
+    ks = [1, 2, 3]
+    curves = {"x̂0": {"psnr_y": [31.0, 30.8, 30.5], "lpips": [0.3, 0.25, 0.2]},
+              "x_t": {"psnr_y": [5.0, 7.0, 30.5], "lpips": [1.4, 1.2, 0.2]}}
+    fig = V.stop_quality_figure(ks, curves, reference={"uniform": {"psnr_y": 30.0, "lpips": 0.21}},
+                                images={"a": np.zeros((8, 8, 3), np.uint8)}, separate=True)
+    p0, l0, p1, l1, img = fig.axes
+    assert [l.get_label() for l in p0.get_lines()] == ["x̂0", "uniform"]  # each curve on its own axes
+    assert [l.get_label() for l in l1.get_lines()] == ["x_t", "uniform"]
+    np.testing.assert_array_equal(p1.get_lines()[0].get_ydata(), [5.0, 7.0, 30.5])
+    lo0, hi0 = p0.get_ylim()
+    assert hi0 - lo0 < 3  # the x̂0 axis is not stretched to the x_t range
+    assert p0.get_title(loc="left") == "x̂0" and p1.get_title(loc="left") == "x_t"
+    assert p0.get_lines()[0].get_color() != p1.get_lines()[0].get_color()
+    assert img.get_images() and not p0.get_xlabel() and p1.get_xlabel() == "stop after step k"

@@ -72,6 +72,7 @@ def delta_curves_figure(
     warmup: int | None = None,
     panel: float = 2.6,
     title: str | None = None,
+    ncols: int | None = None,
 ) -> Figure:
     """One panel per run: Δ_k of every tile (thin lines) and of the whole image (thick black), log y, shared.
 
@@ -83,11 +84,19 @@ def delta_curves_figure(
         warmup: shade the steps k ≤ T_min, where the rule may not stop.
         panel: inches per panel (width).
         title: figure title.
+        ncols: panels per row (default: all in one row); with fewer, the panels wrap row by row (e.g. one row
+            per model, one column per image).
     """
     if not panels:
         raise ValueError("need at least one panel")
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(panel * n + 0.4, panel * 0.95 + 0.5), sharey=True, squeeze=False)
+    nc = n if ncols is None else max(1, min(int(ncols), n))
+    nr = -(-n // nc)
+    fig, grid = plt.subplots(nr, nc, figsize=(panel * nc + 0.4, (panel * 0.95 + 0.25) * nr + 0.25), sharey=True,
+                             squeeze=False)
+    for ax in grid.flat[n:]:
+        ax.set_visible(False)
+    axes = grid.reshape(1, -1)[:, :n]
     n_max = 2
     for c, (label, d) in enumerate(panels.items()):
         ax = axes[0, c]
@@ -100,7 +109,8 @@ def delta_curves_figure(
         ax.tick_params(labelsize=7)
     for ax in axes[0]:
         ax.set_xlim(0.5, n_max + 0.5)
-    axes[0, 0].set_ylabel(r"$\Delta_k$ (RMS change of $\hat x_0$) / R", fontsize=8)
+    for row in grid:
+        row[0].set_ylabel(r"$\Delta_k$ (RMS change of $\hat x_0$) / R", fontsize=8)
     axes[0, -1].legend(fontsize=6.5, loc="best")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -209,6 +219,7 @@ def stop_quality_figure(
     images: Mapping[str, Image] | None = None,
     zoom: tuple[int, int, int] | None = None,
     panel: float = 2.6,
+    separate: bool = False,
 ) -> Figure:
     """What a sampler returns if it stops after step k: quality of each candidate image against k.
 
@@ -218,31 +229,46 @@ def stop_quality_figure(
             estimate, what our early exit returns) and ``"x_t after step k"`` (the noisy sample, what the AdaSR
             repository returns); a missing metric is left out of that panel.
         reference: ``{label: {"psnr_y": v, "lpips": v}}`` drawn as horizontal lines (e.g. uniform N_max, bicubic).
-        images: ``{title: image}`` shown to the right of the two plots (e.g. both candidates at one step).
+        images: ``{title: image}`` shown to the right of the plots (e.g. both candidates at one step).
         zoom: ``(top, left, size)``: show only that window of the images.
         panel: inches per panel.
+        separate: one row of (PSNR-Y, LPIPS) axes per curve, each with its own y range and the reference lines
+            (for curves whose ranges differ so much that one would flatten the other); images span the rows.
+            Otherwise all curves share one PSNR-Y and one LPIPS axes.
     """
     ks = list(steps)
     imgs = dict(images or {})
-    ncol = 2 + len(imgs)
-    fig, axes = plt.subplots(1, ncol, figsize=(panel * ncol + 0.6, panel + 0.6), squeeze=False)
+    items = list(curves.items())
+    rows = [items[i : i + 1] for i in range(len(items))] if separate and items else [items]
+    nr, ncol = len(rows), 2 + len(imgs)
+    fig = plt.figure(figsize=(panel * ncol + 0.6, (panel if separate else panel + 0.6) * nr + (0.3 if separate else 0)))
+    gs = fig.add_gridspec(nr, ncol)
     styles = ["-o", "-s", "-^", "-D"]
-    for ax, key, ylabel in zip(axes[0, :2], ("psnr_y", "lpips"), ("PSNR-Y (dB) ↑", "LPIPS ↓")):
-        for i, (label, c) in enumerate(curves.items()):
-            if key in c:
-                ys = list(c[key])
-                if len(ys) != len(ks):
-                    raise ValueError(f"{label}/{key}: {len(ys)} values for {len(ks)} steps")
-                ax.plot(ks, ys, styles[i % len(styles)], markersize=3.5, lw=1.2, label=label)
-        for j, (label, m) in enumerate((reference or {}).items()):
-            if key in m:
-                ax.axhline(m[key], color=("k", "0.5", "tab:brown")[j % 3], ls="--", lw=1.0, label=label)
-        ax.set_xlabel("stop after step k", fontsize=8)
-        ax.set_ylabel(ylabel, fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=6.5, loc="best")
-    for ax, (title, img) in zip(axes[0, 2:], imgs.items()):
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for r, row in enumerate(rows):
+        plot_axes = [fig.add_subplot(gs[r, 0]), fig.add_subplot(gs[r, 1])]
+        for ax, key, ylabel in zip(plot_axes, ("psnr_y", "lpips"), ("PSNR-Y (dB) ↑", "LPIPS ↓")):
+            for label, c in row:
+                i = next(j for j, (lab, _) in enumerate(items) if lab == label)
+                if key in c:
+                    ys = list(c[key])
+                    if len(ys) != len(ks):
+                        raise ValueError(f"{label}/{key}: {len(ys)} values for {len(ks)} steps")
+                    ax.plot(ks, ys, styles[i % len(styles)], color=colours[i % len(colours)], markersize=3.5,
+                            lw=1.2, label=label)
+            for j, (label, m) in enumerate((reference or {}).items()):
+                if key in m:
+                    ax.axhline(m[key], color=("k", "0.5", "tab:brown")[j % 3], ls="--", lw=1.0, label=label)
+            if r == nr - 1:
+                ax.set_xlabel("stop after step k", fontsize=8)
+            ax.set_ylabel(ylabel, fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+        if separate:
+            plot_axes[0].set_title(row[0][0], fontsize=8, loc="left")
+        plot_axes[0].legend(fontsize=6.5, loc="best")
+    for j, (title, img) in enumerate(imgs.items()):
+        ax = fig.add_subplot(gs[:, 2 + j])
         a = as_display(img)
         if zoom is not None:
             t, left, size = zoom
