@@ -21,7 +21,7 @@ from adasr.adaptive.policy import POLICIES, AdaptiveConfig, make_policy  # noqa:
 from adasr.benchmarks import adaptive as B  # noqa: E402
 from adasr.benchmarks import quality as Q  # noqa: E402
 from adasr.benchmarks.runner import save_curve_figure  # noqa: E402
-from adasr.viz.adaptive import plot_speed_quality  # noqa: E402
+from adasr.viz.adaptive import place_labels, plot_speed_quality, short_label, speed_quality_points  # noqa: E402
 
 
 def teardown_function(_):
@@ -353,20 +353,83 @@ def test_plot_speed_quality_draws_the_uniform_sweep_as_a_line():
     fig = plot_speed_quality(r)
     ax_l, ax_p = fig.axes[:2]
     for ax, key in ((ax_l, "lpips"), (ax_p, "psnr_y")):
-        lines = {l.get_label(): l for l in ax.get_lines()}
-        assert set(lines) == {"uniform", "allocation", "early-exit"}  # no adasr point in this sweep
-        u = lines["uniform"]
+        lines = {l.get_label(): l for l in ax.get_lines() if not l.get_label().startswith("_")}
+        assert set(lines) == {"uniform, linspace schedule", "allocation", "early-exit", "adasr",
+                              "uniform, balanced schedule"}
+        u = lines["uniform, linspace schedule"]
         np.testing.assert_array_equal(u.get_xdata(), [1.0, 5.0, 20.0])  # sorted by cost
         want = {"lpips": [0.256, 0.224, 0.206], "psnr_y": [31.98, 31.44, 30.71]}[key]
         np.testing.assert_array_equal(u.get_ydata(), want)
         assert u.get_linestyle() == "-"
-        a = lines["allocation"]
-        np.testing.assert_array_equal(a.get_xdata(), [3.25, 6.5])
-        np.testing.assert_array_equal(a.get_ydata(), {"lpips": [0.24, 0.23], "psnr_y": [31.6, 31.2]}[key])
+        a = lines["allocation"]  # the sweep's two points and the run's allocation arm (123 evals / 27 tiles)
+        np.testing.assert_allclose(a.get_xdata(), [3.25, 123 / 27, 6.5])
+        np.testing.assert_array_equal(a.get_ydata(), {"lpips": [0.24, 0.227, 0.23],
+                                                      "psnr_y": [31.6, 30.95, 31.2]}[key])
         assert a.get_linestyle() == "None" and a.get_marker() == "s"
-        np.testing.assert_array_equal(lines["early-exit"].get_xdata(), [5.1])
+        np.testing.assert_allclose(lines["early-exit"].get_xdata(), [5.1, 138 / 27])
+        np.testing.assert_allclose(lines["adasr"].get_xdata(), [4.0])  # the default adasr arm (108 / 27)
+        other = lines["uniform, balanced schedule"]  # the other family's uniform runs, dashed, for reference
+        np.testing.assert_array_equal(other.get_xdata(), [4, 5, 6, 10, 11, 20])
+        assert other.get_linestyle() == "--"
+        defaults = [l for l in ax.get_lines() if l.get_label() == "_default"]
+        assert sorted(float(l.get_xdata()[0]) for l in defaults) == pytest.approx(sorted([123 / 27, 138 / 27, 4.0]))
+        texts = [t.get_text() for t in ax.texts]
+        assert {"1", "5", "20", "1–10", "2–20", "ε=0.002"} <= set(texts) and texts.count("default") == 3
     assert "LPIPS" in ax_l.get_ylabel() and "PSNR" in ax_p.get_ylabel()
     assert "tile-evaluations" in ax_l.get_xlabel()
+
+
+def test_speed_quality_points_mark_a_sweep_point_equal_to_a_default_arm():
+    r = result()
+    cfg = AdaptiveConfig().to_dict()
+    block = r["families"]["linspace"]
+    block["arms"]["early-exit"] = {**block["sweep"][5], "config": cfg}
+    block["sweep"][5]["config"] = cfg
+    block["arms"]["allocation"]["config"] = cfg
+    pts = speed_quality_points(r)
+    marked = [p for p in pts if p.get("default")]
+    assert [p["label"] for p in marked] == ["early-exit ε=0.002", "allocation 3–20", "adasr"]
+    assert len(pts) == len(block["sweep"]) + 2  # early exit was already in the sweep
+    assert short_label({"label": "allocation 2–20 learned", "policy": "allocation"}) == "2–20 learned"
+    assert short_label({"label": "uniform N=5", "policy": "uniform"}) == "5"
+
+
+def test_place_labels_avoids_markers_and_other_labels():
+    fig = plt.figure(figsize=(4, 3))
+    ax = fig.add_subplot()
+    x, y = [1.0, 1.05, 1.1, 2.0], [1.0, 1.0, 1.0, 2.0]
+    ax.plot(x, y, "o", ms=5)
+    ax.set_xlim(0, 3)
+    ax.set_ylim(0, 3)
+    fig.tight_layout()
+    texts = place_labels(ax, x, y, ["first", "second", "third", ""])
+    assert [t.get_text() for t in texts] == ["first", "second", "third"]  # an empty label is skipped
+    r = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(r) for t in texts]
+    for i, a in enumerate(boxes):
+        assert ax.get_window_extent(r).contains(a.x0, a.y0) and ax.get_window_extent(r).contains(a.x1, a.y1)
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b)
+    again = plt.figure(figsize=(4, 3)).add_subplot()
+    again.plot(x, y, "o", ms=5)
+    again.set_xlim(0, 3)
+    again.set_ylim(0, 3)
+    again.figure.tight_layout()
+    assert [t.get_position() for t in place_labels(again, x, y, ["first", "second", "third", ""])] == \
+        [t.get_position() for t in texts]  # deterministic
+
+
+def test_uniform_curve_mean_and_per_image():
+    r = result()
+    u = B.uniform_curve(r, "balanced")
+    assert u["steps"] == [4.0, 5.0, 6.0, 10.0, 11.0, 20.0]
+    np.testing.assert_allclose(u["lpips"], [0.305 - 0.01 * n for n in (4, 5, 6, 10, 11, 20)])
+    assert B.uniform_curve(r)["psnr_y"][0] == pytest.approx(31.5 - 0.4)  # primary family: linspace
+    for n, run in r["uniform"]["linspace"].items():
+        run["images"] = [{"image": "moon", "steps_per_tile": [int(n)] * 9, "psnr_y": 40.0 - int(n), "ssim_y": 0.9,
+                          "lpips": 0.3}]
+    per = B.uniform_curve(r, "linspace", "moon")
+    assert per["steps"] == [4.0, 5.0, 6.0, 10.0, 11.0, 20.0] and per["psnr_y"][-1] == 20.0
 
 
 def test_plot_speed_quality_needs_a_sweep():
@@ -428,6 +491,22 @@ def test_bench_adaptive_cli_wiring(monkeypatch, capsys, tmp_path):
     capsys.readouterr()
     assert code == 0 and (seen["sweep"], seen["moon"]) == (False, False) and seen["config"] == AdaptiveConfig()
     assert seen["schedules"] == ["linspace", "karras"]
+
+
+def test_replot_reads_the_json_and_measures_nothing(monkeypatch, capsys, tmp_path):
+    """`adasr bench adaptive --replot FILE --figure PNG`: the table and figure from the file, no benchmark run."""
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(result()))
+
+    def boom(**kw):
+        raise AssertionError("--replot must not run the benchmark")
+
+    monkeypatch.setattr(B, "adaptive", boom)
+    code = benchmarks.main(["adaptive", "--replot", str(path), "--figure", str(tmp_path / "fig.png")])
+    assert code == 0
+    assert capsys.readouterr().out.strip() == B.format_adaptive(json.loads(path.read_text()))
+    assert (tmp_path / "fig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert benchmarks.build_parser().parse_args(["adaptive"]).replot is None
 
 
 def test_quality_keeps_the_images_it_measured(monkeypatch, make_tiny_model, one_thread):

@@ -57,7 +57,20 @@ def test_cost_line():
     assert V.cost_line([3, 5, 4], 20) == "Σ N_p = 12 tile-evaluations (uniform N_max=20: 60, 5.00× fewer)"
 
 
-def test_refinement_figure_tints_finished_tiles():
+def test_tile_cells_partition_the_image():
+    for grid in (TileGrid.cover(80, 80, 32, 8), GRID):  # regular (starts 0/24/48) and with a shifted last tile
+        cells = V.tile_cells(grid)
+        assert len(cells) == 9
+        cover = np.zeros((grid.height, grid.width), int)
+        for (t, left, b, r), (tt, tl) in zip(cells, grid.positions):
+            cover[t:b, left:r] += 1
+            assert tt <= t < b <= tt + grid.tile_h and tl <= left < r <= tl + grid.tile_w   # inside its tile
+            assert t <= tt + (grid.tile_h - 1) / 2 < b and left <= tl + (grid.tile_w - 1) / 2 < r  # around its centre
+        assert (cover == 1).all()                              # every pixel in exactly one cell
+    assert V.tile_cells(TileGrid.cover(80, 80, 32, 8))[:5:4] == [(0, 0, 28, 28), (28, 28, 52, 52)]
+
+
+def test_refinement_figure_outlines_finished_tiles_without_covering_them():
     img = np.full((64, 64, 3), 100, np.uint8)
     done_a = [False] * 9
     done_b = [True, False, True, False, False, False, False, False, True]
@@ -66,13 +79,20 @@ def test_refinement_figure_tints_finished_tiles():
     top = [ax for ax in fig.axes if ax.get_title()]
     assert [ax.get_title() for ax in top] == ["after iteration 1\n9/9 tiles running",
                                               "after iteration 3\n6/9 tiles running"]
-    tint = top[1].get_images()[1].get_array()
-    np.testing.assert_allclose(tint[..., 3], 0.25 * tile_value_map([float(d) for d in done_b], GRID).numpy())
-    assert top[0].get_images()[1].get_array()[..., 3].max() == 0
-    offsets = top[1].collections[0].get_offsets()
-    np.testing.assert_allclose(offsets, V.tile_centres(GRID)[[0, 2, 8]])
-    zoom_imgs = [ax.get_images()[0].get_array() for ax in fig.axes[2:]]
-    assert zoom_imgs[0].shape == (16, 16, 3)
+    for ax in top:
+        assert len(ax.get_images()) == 1                       # the image only: no tint layer over it
+        np.testing.assert_array_equal(ax.get_images()[0].get_array(), img)
+    outlines = [p for p in top[1].patches if p.get_label() == "finished"]
+    assert len(outlines) == 3 and not [p for p in top[0].patches if p.get_label() == "finished"]
+    cells = V.tile_cells(GRID)
+    for p, k in zip(outlines, (0, 2, 8)):
+        t, left, b, r = cells[k]
+        assert not p.get_fill()
+        assert p.get_x() == pytest.approx(left - 0.5 + 3) and p.get_width() == pytest.approx(r - left - 6)
+        assert p.get_y() == pytest.approx(t - 0.5 + 3) and p.get_height() == pytest.approx(b - t - 6)
+    zoom_axes = [ax for ax in fig.axes if not ax.get_title()]
+    assert [ax.get_images()[0].get_array().shape for ax in zoom_axes] == [(16, 16, 3)] * 2
+    assert all(not ax.patches for ax in zoom_axes)             # the zoom is not marked
     one = V.refinement_figure(snaps, GRID, iterations=3)
     assert len(one.axes) == 1
     with pytest.raises(KeyError):
@@ -113,3 +133,23 @@ def test_cost_quality_figure_plots_curve_points_and_controls():
     assert ax_l.get_ylabel() == "LPIPS ↓" and ax_p.get_ylabel() == "PSNR-Y (dB) ↑"
     with pytest.raises(ValueError):
         V.cost_quality_figure({"steps": [1, 2], "lpips": [0.3], "psnr_y": [1, 2]}, POINTS)
+
+
+def test_cost_quality_figure_groups_defaults_and_labels_that_do_not_overlap():
+    pts = [{"label": "2–8", "steps": 3.5, "lpips": 0.25, "psnr_y": 31.2, "group": "allocation, gradient C_p"},
+           {"label": "2–8 learned", "steps": 3.6, "lpips": 0.251, "psnr_y": 31.2, "group": "allocation, learned C_p"},
+           {"label": "3–20 (default)", "steps": 7.5, "lpips": 0.23, "psnr_y": 30.4, "default": True,
+            "group": "allocation, gradient C_p"}]
+    fig = V.cost_quality_figure(UNIFORM, pts)
+    ax = fig.axes[0]
+    labels = [l.get_label() for l in ax.get_lines()]
+    assert labels.count("allocation, gradient C_p") == 1 and labels.count("allocation, learned C_p") == 1
+    big = [l for l in ax.get_lines() if l.get_markersize() == 9]
+    assert len(big) == 1 and big[0].get_markeredgecolor() == "black" and list(big[0].get_xdata()) == [7.5]
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(r) for t in ax.texts]
+    assert [t.get_text() for t in ax.texts] == ["2", "5", "10", "2–8", "2–8 learned", "3–20 (default)"]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b), (a, b)

@@ -388,6 +388,20 @@ def adaptive(
     return out
 
 
+def uniform_curve(r: Mapping[str, Any], family: str | None = None, image: str | None = None) -> dict[str, list]:
+    """The uniform DDIM runs of one family of a result (default: the primary) as a curve for
+    :func:`~adasr.adaptive.equal_budget.uniform_at`: {"steps": [N, ascending], "psnr_y", "ssim_y", "lpips": [...]},
+    the mean over the images or, with ``image``, that image's row of each run."""
+    fam = family or r.get("primary_schedule") or primary_family(list(r["uniform"]))
+    runs = sorted(r["uniform"][fam].values(), key=lambda a: a["mean_steps_per_tile"])
+    if image is not None:
+        rows = [next(row for row in a["images"] if row["image"] == image) for a in runs]
+        steps = [float(np.mean(row["steps_per_tile"])) for row in rows]
+    else:
+        rows, steps = runs, [float(a["mean_steps_per_tile"]) for a in runs]
+    return {"steps": steps, **{k: [float(row[k]) for row in rows] for k in ("psnr_y", "ssim_y", "lpips")}}
+
+
 def _families(r: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """{family: block} of a result; a result from before the schedule families is one ``linspace`` block."""
     if "families" in r:
@@ -539,4 +553,4 @@ __all__ = ["DEFAULT_FAMILIES", "PRIMARY_FAMILY", "TARGET_EVAL_RATIO", "TARGET_LP
            "TARGET_WALL_RATIO", "adaptive", "add_arguments", "best_uniform", "config_from_args",
            "controls_and_comparisons", "format_adaptive", "format_moon_table", "format_result", "moon_case",
            "primary_family", "resolve_families", "run_args", "run_signature", "sweep_configs", "uniform_budgets",
-           "versus"]
+           "uniform_curve", "versus"]

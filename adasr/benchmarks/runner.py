@@ -8,7 +8,8 @@ Each benchmark module (:mod:`~adasr.benchmarks.quality`, :mod:`~adasr.benchmarks
   ``"machine"`` (:func:`machine_info`); ``log(message)`` receives the progress lines;
 * ``format_result(result) -> str`` — its text table.
 
-The runner adds ``--json FILE`` to every benchmark, prints the table on stdout, writes the progress lines on
+The runner adds ``--json FILE`` and ``--replot FILE`` (read an earlier result instead of measuring: the table
+and the figure are redrawn from it) to every benchmark, prints the table on stdout, writes the progress lines on
 stderr as ``[bench NAME] message``, writes the JSON, and draws the figures the benchmarks only compute the data of
 (``bench adaptive --figure``, ``bench schedules --figure``). The JSON is written first, so that a long run's
 measurements survive a failing table or figure. Benchmark modules are imported only when their subcommand runs.
@@ -132,6 +133,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         sp = sub.add_parser(name, help=help_text)
         importlib.import_module(module).add_arguments(sp)
         sp.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
+        sp.add_argument("--replot", metavar="FILE", default=None,
+                        help="measure nothing: read the results from this JSON (an earlier --json), print the table "
+                             "and draw --figure from it")
     return p
 
 
@@ -163,9 +167,13 @@ def write_json(result: dict[str, Any], path: str) -> None:
 
 
 def run(args: argparse.Namespace, log: Log | None = None) -> int:
-    """Run the benchmark ``args.which``: table on stdout, progress on stderr (or to ``log``), figure, JSON."""
+    """Run the benchmark ``args.which`` (or, with ``--replot FILE``, read its result from that JSON): table on stdout,
+    progress on stderr (or to ``log``), figure, JSON."""
     module = importlib.import_module(BENCHMARKS[args.which][0])
-    result = module.run_args(args, log or stderr_log(args.which))
+    if getattr(args, "replot", None):  # redraw from a committed result, no measurement
+        result = json.loads(Path(args.replot).read_text())
+    else:
+        result = module.run_args(args, log or stderr_log(args.which))
     if args.json:  # first: a long run's measurements survive a failing table or figure
         write_json(result, args.json)
     print(module.format_result(result))

@@ -114,7 +114,7 @@ def step_map_figure(
     axes = axes[0]
     axes[0].imshow(base, interpolation=PHOTO)
     _grid_lines(axes[0], grid)
-    axes[0].set_title(f"up(LR), {len(grid)} tiles {grid.tile_h}²", fontsize=8)
+    axes[0].set_title(f"up(LR), {len(grid)} tiles {grid.tile_h}²", fontsize=10)
     centres = tile_centres(grid)
     for ax, data, cmap, lo, hi, label, fmt in (
         (axes[1], c_map, "magma", 0.0, 1.0, "complexity C_p", "{:.2f}"),
@@ -122,26 +122,26 @@ def step_map_figure(
     ):
         im = ax.imshow(data, cmap=cmap, vmin=lo, vmax=max(hi, lo + 1e-6))
         cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-        cb.ax.tick_params(labelsize=6)
-        ax.set_title(label, fontsize=8)
+        cb.ax.tick_params(labelsize=8)
+        ax.set_title(label, fontsize=10)
         if annotate:
             vals = c if ax is axes[1] else b
             for (x, y), v in zip(centres, vals):
                 frac = (v - lo) / max(hi - lo, 1e-6)
-                ax.text(x, y, fmt.format(v), ha="center", va="center", fontsize=6,
+                ax.text(x, y, fmt.format(v), ha="center", va="center", fontsize=8 if len(vals) <= 25 else 6,
                         color="black" if frac > 0.6 else "white")
     k = 3
     if sr is not None:
         axes[k].imshow(as_display(sr), interpolation=PHOTO)
         line = metric_line(metrics)
-        axes[k].set_title("SR (allocation)" + (f"\n{line}" if line else ""), fontsize=8)
+        axes[k].set_title("SR (allocation)" + (f"\n{line}" if line else ""), fontsize=10)
         k += 1
     if hr is not None:
         axes[k].imshow(as_display(hr), interpolation=PHOTO)
-        axes[k].set_title("HR", fontsize=8)
+        axes[k].set_title("HR", fontsize=10)
     for ax in axes:
         no_ticks(ax)
-    fig.suptitle(title if title is not None else cost_line(b.tolist(), n_max), fontsize=9)
+    fig.suptitle(title if title is not None else cost_line(b.tolist(), n_max), fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -151,27 +151,50 @@ def step_map_figure(
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def tile_cells(grid: TileGrid) -> list[tuple[int, int, int, int]]:
+    """Each tile's own cell ``(top, left, bottom, right)`` (end-exclusive, pixels), in ``grid.positions`` order: the
+    grid's rows and columns split halfway between neighbouring tile centres (boundary ⌈(c_i + c_{i+1})/2⌉ along each
+    axis), so the cells tile the image without overlap and each lies inside its tile, around its centre. Outlining
+    them marks tiles without hiding the pixels."""
+
+    def bounds(starts: list[int], size: int, length: int) -> dict[int, tuple[int, int]]:
+        centres = [s + (size - 1) / 2 for s in starts]
+        cuts = [0] + [int(np.ceil((a + b) / 2)) for a, b in zip(centres, centres[1:])] + [length]
+        return {s: (cuts[i], cuts[i + 1]) for i, s in enumerate(starts)}
+
+    rows = bounds(sorted({t for t, _ in grid.positions}), grid.tile_h, grid.height)
+    cols = bounds(sorted({c for _, c in grid.positions}), grid.tile_w, grid.width)
+    return [(rows[t][0], cols[c][0], rows[t][1], cols[c][1]) for t, c in grid.positions]
+
+
+#: the colour of the outline that marks finished tiles in :func:`refinement_figure`
+FINISHED = "#ffd400"
+
+
 def refinement_figure(
     snapshots: Sequence[Snapshot],
     grid: TileGrid,
     *,
     iterations: int | Sequence[int] | None = None,
     zoom: tuple[int, int, int] | None = None,
-    panel: float = 1.7,
+    panel: float = 2.3,
 ) -> Figure:
-    """One column per snapshot: the merged current x̂0 after that iteration with the finished tiles tinted green
-    (a dot at each finished tile's centre) and, when ``zoom`` is given, the same window of it below (no tint).
+    """One column per snapshot: the merged current x̂0 after that iteration, each finished tile's cell outlined
+    (its pixels left as they are, so the texture stays comparable) and, when ``zoom`` is given, the same window of
+    it below, unmarked.
 
     Args:
         snapshots: from :class:`~adasr.sampling.refinement.RefinementRecorder` (or
             :func:`~adasr.sampling.refinement.record_refinement`), in iteration order.
         grid: the sampler's tile grid.
         iterations: which snapshots to show (one int or a list); all when ``None``.
-        zoom: ``(top, left, size)`` in pixels: a second row showing that window, to see detail appear.
+        zoom: ``(top, left, size)`` in pixels: a second row showing that window, to see detail appear; its place
+            is drawn as a white square on the first column.
         panel: inches per panel.
 
-    The tint is ``tile_value_map(done, grid)`` (1 on the pixels of finished tiles): a finished tile no longer
-    enters the UNet batch and its pixels stop changing, except where they blend with running neighbours.
+    The outlines are the cells of :func:`tile_cells` (the part of the image nearest each tile's centre), inset
+    by 3 pixels so that neighbouring finished cells stay apart: a finished tile no longer enters the UNet batch and
+    its pixels stop changing, except where they blend with running neighbours.
     """
     if isinstance(iterations, int):
         iterations = [iterations]
@@ -183,32 +206,32 @@ def refinement_figure(
     if not chosen:
         raise ValueError("no snapshots to show")
     rows = 2 if zoom is not None else 1
-    fig, axes = plt.subplots(rows, len(chosen), figsize=(panel * len(chosen), rows * panel + 0.5), squeeze=False)
-    centres = tile_centres(grid)
+    fig, axes = plt.subplots(rows, len(chosen), figsize=(panel * len(chosen), rows * panel + 0.7), squeeze=False)
+    cells = tile_cells(grid)
+    inset = 3
     for c, s in enumerate(chosen):
         if len(s.done) != len(grid):
             raise ValueError(f"snapshot {s.iteration} has {len(s.done)} tiles, the grid {len(grid)}")
         ax = axes[0, c]
-        done_map = tile_value_map([float(d) for d in s.done], grid).numpy()
         ax.imshow(s.image, interpolation=PHOTO)
-        tint = np.zeros((*done_map.shape, 4))
-        tint[..., 1] = 0.8
-        tint[..., 3] = 0.25 * done_map
-        ax.imshow(tint)
-        pts = np.array([p for p, d in zip(centres, s.done) if d]).reshape(-1, 2)
-        ax.scatter(pts[:, 0], pts[:, 1], s=7, c="lime", edgecolors="black", linewidths=0.4)
-        ax.set_title(f"after iteration {s.iteration}\n{s.running}/{len(s.done)} tiles running", fontsize=7.5)
+        for (t, left, b, r), d in zip(cells, s.done):
+            if d:
+                ax.add_patch(Rectangle((left - 0.5 + inset, t - 0.5 + inset), r - left - 2 * inset,
+                                       b - t - 2 * inset, fill=False, ec=FINISHED, lw=1.2, label="finished"))
+        ax.set_title(f"after iteration {s.iteration}\n{s.running}/{len(s.done)} tiles running", fontsize=9)
         no_ticks(ax)
         if zoom is not None:
             t, left, size = zoom
             axz = axes[1, c]
             axz.imshow(s.image[t : t + size, left : left + size], interpolation=PHOTO)
             if c == 0:
-                axz.set_ylabel(f"zoom [{t}:{t + size}, {left}:{left + size}]", fontsize=7)
+                axz.set_ylabel(f"zoom [{t}:{t + size}, {left}:{left + size}]", fontsize=8)
+                ax.add_patch(Rectangle((left - 0.5, t - 0.5), size, size, fill=False, ec="white", lw=1.0, ls="--"))
             no_ticks(axz)
-            if c == 0:
-                ax.add_patch(Rectangle((left - 0.5, t - 0.5), size, size, fill=False, ec="yellow", lw=0.8))
-    fig.tight_layout()
+    fig.legend(handles=[Rectangle((0, 0), 1, 1, fill=False, ec=FINISHED, lw=1.5)],
+               labels=["finished tile: left the UNet batch (outlined; its pixels are not covered)"],
+               loc="lower center", ncol=1, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
 
 
@@ -223,47 +246,68 @@ def cost_quality_figure(
     *,
     metrics: Sequence[str] = ("lpips", "psnr_y"),
     title: str | None = None,
-    inches: float = 3.6,
+    inches: float = 3.8,
+    label_size: float = 8.0,
 ) -> Figure:
     """Mean tile-evaluations per tile against each metric: the uniform DDIM sweep as a line (each point labelled
-    with its N), every allocation setting as a marker (colour and shape by mapping) joined by a dotted segment
-    to the uniform curve at the same budget — the equal-average-budget control, read off the given ``uniform``
-    data with :func:`~adasr.adaptive.equal_budget.uniform_at` (linear interpolation in N).
+    with its N), every allocation setting as a marker joined by a dotted segment to the uniform curve at the same
+    budget — the equal-average-budget control, read off the given ``uniform`` data with
+    :func:`~adasr.adaptive.equal_budget.uniform_at` (linear interpolation in N). Labels are placed where they
+    cover no marker, line or other label (:func:`adasr.viz.adaptive.place_labels`).
 
     Args:
         uniform: ``{"steps": [N...], "lpips": [...], "psnr_y": [...]}``.
-        points: ``[{"label": "3–20", "mapping": "linear", "steps": mean N_p, "lpips": .., "psnr_y": ..}, ...]``.
+        points: ``[{"label": "3–20", "mapping": "linear", "steps": mean N_p, "lpips": .., "psnr_y": ..}, ...]``;
+            optional keys: ``"group"`` (the legend entry and colour; default ``"allocation, <mapping>"``, the
+            colour and marker of :data:`MAPPING_STYLE`) and ``"default": True`` (drawn larger, black edge).
         metrics: the keys to plot, one panel each.
         title: optional figure title.
-        inches: panel height (width is 1.25×).
+        inches: panel height (width is 1.3×).
+        label_size: font size of the point labels.
     """
+    from .adaptive import place_labels
+
     n = np.asarray(uniform["steps"], dtype=float)
     order = np.argsort(n)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(1.25 * inches * len(metrics), inches), squeeze=False)
+    extra = [("tab:blue", "s"), ("tab:brown", "o"), ("tab:pink", "D"), ("tab:purple", "v"), ("tab:olive", "P")]
+    styles: dict[str, tuple[str, str]] = {}
+    for p in points:
+        mapping = p.get("mapping", "linear")
+        group = p.get("group", f"allocation, {mapping}")
+        if group not in styles:
+            styles[group] = (MAPPING_STYLE[mapping] if "group" not in p and mapping in MAPPING_STYLE
+                             else extra[len(styles) % len(extra)])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(1.3 * inches * len(metrics), inches + 0.3), squeeze=False)
+    jobs_per_ax = []
     for ax, key in zip(axes[0], metrics):
         y = np.asarray(uniform[key], dtype=float)
         if y.shape != n.shape:
             raise ValueError(f"uniform: {len(n)} step counts but {len(y)} {key} values")
         ax.plot(n[order], y[order], "o-", color="k", ms=4, lw=1.2, label="uniform DDIM")
-        for xi, yi in zip(n[order], y[order]):
-            ax.annotate(f"{xi:g}", (xi, yi), textcoords="offset points", xytext=(0, 5), fontsize=6.5, color="0.3",
-                        ha="center")
+        jobs = [(float(xi), float(yi), f"{xi:g}", "0.35", 2.5) for xi, yi in zip(n[order], y[order])]
         seen: set[str] = set()
         for p in points:
             mapping = p.get("mapping", "linear")
-            color, marker = MAPPING_STYLE.get(mapping, ("tab:purple", "o"))
+            group = p.get("group", f"allocation, {mapping}")
+            color, marker = styles[group]
             x, v = float(p["steps"]), float(p[key])
             ax.plot([x, x], [uniform_at(uniform, x, key), v], ":", color=color, lw=1)
-            ax.plot([x], [v], marker=marker, color=color, ls="none", ms=6,
-                    label=f"allocation, {mapping}" if mapping not in seen else "_nolegend_")
-            seen.add(mapping)
-            ax.annotate(str(p.get("label", "")), (x, v), textcoords="offset points", xytext=(4, -9), fontsize=6.5,
-                        color=color)
-        ax.set_xlabel("UNet tile-evaluations per tile (mean)")
-        ax.set_ylabel(METRIC_LABELS.get(key, key))
+            big = bool(p.get("default"))
+            ax.plot([x], [v], marker=marker, color=color, ls="none", ms=9 if big else 6,
+                    markeredgecolor="black" if big else color, markeredgewidth=1.2 if big else 1.0,
+                    label=group if group not in seen else "_nolegend_")
+            seen.add(group)
+            jobs.append((x, v, str(p.get("label", "")), color, 5.0 if big else 3.5))
+        ax.set_xlabel("UNet tile-evaluations per tile (mean)", fontsize=10)
+        ax.set_ylabel(METRIC_LABELS.get(key, key), fontsize=10)
+        ax.tick_params(labelsize=9)
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7)
+        jobs_per_ax.append((ax, jobs))
+    axes[0, 0].legend(fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    for ax, jobs in jobs_per_ax:
+        place_labels(ax, [j[0] for j in jobs], [j[1] for j in jobs], [j[2] for j in jobs],
+                     colors=[j[3] for j in jobs], radii=[j[4] for j in jobs], fontsize=label_size)
     return fig
