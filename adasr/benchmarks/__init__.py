@@ -13,6 +13,9 @@
   ``balanced``, ``fidelity``) against ``linspace`` at the same N = 1 … 10 and against ``linspace`` N = 20, on the
   held-out crops and the whole 512×512 astronaut, with the spread over seeds; wall clock of the new default against
   the old DDIM-10 ``linspace`` (``--figure``: LPIPS vs N and the perception–distortion plane).
+* ``spread`` (:mod:`~adasr.benchmarks.spread`) — the small differences notebooks 05, 06 and 10 conclude from
+  (allocation and early exit vs their equal-budget controls, AdaBM vs fixed bits on the UNet), repeated over
+  3 seeds × 12 crops (the quadrants of the held-out photos): mean, spread and whether each conclusion survives.
 
 :mod:`~adasr.benchmarks.runner` is what they share: the parser, the table on stdout, progress lines on stderr,
 ``--json FILE``, and the machine and precision recorded in every result.

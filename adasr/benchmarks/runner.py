@@ -36,6 +36,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
               "AdaBM vs fixed-bit quantization of EDSR, real int8 latency, UNet bit mapping"),
     "schedules": ("adasr.benchmarks.schedules",
                   "optimised sampling schedules vs linspace at the same N, linspace-20 reference, default speed-up"),
+    "spread": ("adasr.benchmarks.spread",
+               "small differences of notebooks 05, 06, 10 over 3 seeds × 12 crops: do they survive?"),
 }
 
 Log = Callable[[str], None]
