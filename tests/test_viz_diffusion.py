@@ -56,3 +56,21 @@ def test_noised_view_marks_t_on_the_log_snr_curve():
     mark = ax_s.get_lines()[1]
     assert mark.get_xdata().tolist() == [250]
     assert mark.get_ydata()[0] == pytest.approx(np.log(a / (1 - a)))
+
+
+def test_schedule_curves_styles_and_snr_lines():
+    """Coinciding curves (ECDP's VP on linear) get different styles; the SNR levels are drawn at log SNR."""
+    tables = {"linear": NoiseSchedule().alphas_cumprod(), "ECDP VP": NoiseSchedule.ecdp(300).alphas_cumprod()}
+    fig = V.schedule_curves(tables, snr_levels=(1.0, 0.01))
+    ax_a, ax_s = fig.axes
+    curves = [ln for ln in ax_s.get_lines() if len(ln.get_xdata()) > 2]
+    assert [ln.get_label() for ln in curves] == ["linear", "ECDP VP"]
+    styles = {(ln.get_linestyle(), ln.get_linewidth(), ln.get_marker()) for ln in curves}
+    assert len(styles) == 2
+    for ln, ab in zip(curves, tables.values()):
+        np.testing.assert_allclose(ln.get_ydata(), np.log(ab.double().numpy() / (1 - ab.double().numpy())))
+        np.testing.assert_allclose(ln.get_xdata(), (np.arange(len(ab)) + 1) / len(ab))
+    levels = sorted(ln.get_ydata()[0] for ln in ax_s.get_lines() if len(ln.get_xdata()) == 2)
+    np.testing.assert_allclose(levels, [np.log(0.01), 0.0])
+    assert {t.get_text() for t in ax_s.texts} >= {"SNR = 1", "SNR = 0.01"}
+    assert [ln.get_label() for ln in ax_a.get_lines()] == ["linear (T=1000)", "ECDP VP (T=300)"]

@@ -79,29 +79,66 @@ def forward_strip(
     return fig
 
 
-def schedule_curves(alphas_cumprod: AlphaBars) -> Figure:
-    """ᾱ_t (left) and log SNR(t) (right) against t/T for each named schedule (tables may differ in length)."""
-    fig, (ax_a, ax_s) = plt.subplots(1, 2, figsize=(9, 3.2))
-    for name, abar in alphas_cumprod.items():
+#: line styles of :func:`schedule_curves`, one per schedule in order: the first is drawn wide and pale, the later
+#: ones narrower and dashed/marked on top of it, so curves that coincide (ECDP's VP on DDPM's linear) stay visible
+_CURVE_STYLES = (
+    {"lw": 5.0, "alpha": 0.45, "ls": "-"},
+    {"lw": 2.0, "ls": "-"},
+    {"lw": 2.0, "ls": "--", "marker": "o", "ms": 4.5, "markevery": 0.08},
+    {"lw": 2.0, "ls": ":", "marker": "s", "ms": 4.0, "markevery": 0.08},
+    {"lw": 2.0, "ls": "-.", "marker": "^", "ms": 4.5, "markevery": 0.08},
+)
+
+
+def schedule_curves(alphas_cumprod: AlphaBars, snr_levels: Sequence[float] = (1.0, 0.01)) -> Figure:
+    """ᾱ_t (left) and λ_t = log SNR(t) = log(ᾱ_t / (1 − ᾱ_t)) (right) against t/T for each named schedule.
+
+    Args:
+        alphas_cumprod: {name: ᾱ table (T,)}; tables may differ in length T (the x axis is (t + 1)/T).
+        snr_levels: SNR values (variance ratios ᾱ/(1 − ᾱ)) drawn as labelled horizontal lines at log SNR on the
+            right panel; the region below the smallest one is shaded.
+
+    Each schedule gets its own line style (:data:`_CURVE_STYLES`): the first wide and pale, the later ones dashed
+    and marked, so a curve that lies exactly on another one (ECDP's VP on DDPM's linear) is still seen.
+    """
+    fig, (ax_a, ax_s) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for i, (name, abar) in enumerate(alphas_cumprod.items()):
         T = abar.shape[0]
         s = (np.arange(T) + 1) / T
-        ax_a.plot(s, abar.double().numpy(), label=f"{name} (T={T})")
-        ax_s.plot(s, log_snr(abar).numpy(), label=name)
-    ax_a.set_xlabel("t / T")
-    ax_a.set_ylabel(r"$\bar\alpha_t$ (signal variance kept)")
+        style = dict(_CURVE_STYLES[i % len(_CURVE_STYLES)], color=f"C{i}")
+        ax_a.plot(s, abar.double().numpy(), label=f"{name} (T={T})", **style)
+        ax_s.plot(s, log_snr(abar).numpy(), label=name, **style)
+    ax_a.set_xlabel("t / T", fontsize=12)
+    ax_a.set_ylabel(r"$\bar\alpha_t$ (share of the variance that is signal)", fontsize=11)
     ax_a.set_ylim(-0.02, 1.02)
-    ax_a.legend(fontsize=8)
-    ax_s.axhline(0.0, color="0.6", lw=0.8, ls="--")
-    ax_s.set_xlabel("t / T")
-    ax_s.set_ylabel(r"$\log\,\mathrm{SNR}=\log\frac{\bar\alpha_t}{1-\bar\alpha_t}$")
+    ax_a.legend(fontsize=11)
+    for level in snr_levels:
+        y = float(np.log(level))
+        ax_s.axhline(y, color="0.35", lw=1.0, ls="--", zorder=0)
+        ax_s.annotate(f"SNR = {level:g}", (0.02, y), xytext=(0, -3), textcoords="offset points", fontsize=11,
+                      color="0.25", va="top", ha="left")
+    if snr_levels:
+        lo = float(np.log(min(snr_levels)))
+        bottom = ax_s.get_ylim()[0]
+        ax_s.axhspan(bottom, lo, color="0.85", alpha=0.5, zorder=-1)
+        note = f"SNR < {min(snr_levels):g}:\nsignal < {min(snr_levels):.0%} of the noise's variance"
+        ax_s.text(0.04, (2 * bottom + lo) / 3, note, fontsize=10, color="0.3", va="center")
+        ax_s.set_ylim(bottom=bottom)
+    ax_s.set_xlabel("t / T", fontsize=12)
+    ax_s.set_ylabel(r"$\log\,\mathrm{SNR}=\log\frac{\bar\alpha_t}{1-\bar\alpha_t}$", fontsize=12)
+    ax_s.legend(fontsize=11, loc="upper right")
     for ax in (ax_a, ax_s):
         ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=11)
     fig.tight_layout()
     return fig
 
 
 def noised_view(x0: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor, t: int, name: str = "") -> Figure:
-    """x_t of ``x0`` at one timestep ``t`` beside the schedule's log SNR curve with t marked (for a widget)."""
+    """x_t of ``x0`` at one timestep ``t`` beside the schedule's log SNR curve with t marked (for a widget).
+
+    ``x0`` and ``noise`` are (1, 3, H, W); ``alphas_cumprod`` is the schedule's ᾱ table (T,). The curve is
+    λ_t = log(ᾱ_t / (1 − ᾱ_t)); dashed lines mark SNR = 1 and SNR = 0.01 (the levels of figure ``01_schedules``)."""
     T = alphas_cumprod.shape[0]
     t = int(min(max(t, 0), T - 1))
     a = float(alphas_cumprod[t])
@@ -112,7 +149,10 @@ def noised_view(x0: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Ten
     ls = log_snr(alphas_cumprod).numpy()
     ax_s.plot(np.arange(T), ls, color="C0")
     ax_s.plot([t], [ls[t]], "o", color="C3")
-    ax_s.axhline(0.0, color="0.6", lw=0.8, ls="--")
+    for level in (1.0, 0.01):
+        ax_s.axhline(float(np.log(level)), color="0.5", lw=0.8, ls="--")
+        ax_s.annotate(f"SNR = {level:g}", (0.0, float(np.log(level))), xytext=(2, -2), textcoords="offset points",
+                      fontsize=9, color="0.3", va="top")
     ax_s.set_xlabel("t")
     ax_s.set_ylabel("log SNR")
     ax_s.set_title(f"SNR = {a / (1 - a):.3g}", fontsize=9)
