@@ -35,20 +35,36 @@ def test_tile_matrix_follows_positions():
         V.tile_matrix([1.0, 2.0], g)
 
 
-def test_estimator_maps_figure_draws_per_image_minmax():
+def test_robust_unit_clips_at_the_percentile():
+    a = np.arange(101.0).reshape(1, 101)                     # P99 = 99
+    np.testing.assert_allclose(V.robust_unit(a, 99.0), np.clip(a / 99.0, 0, 1))
+    np.testing.assert_allclose(V.robust_unit(a, 100.0), V.minmax(a))
+    spiky = np.zeros((10, 10))
+    spiky[0, 0], spiky[1:, :] = 1000.0, np.linspace(0, 1, 90).reshape(9, 10)
+    assert V.minmax(spiky)[5].max() < 0.01                   # min–max: all but the spike black
+    assert V.robust_unit(spiky, 90.0)[9].max() == 1.0         # robust: the rest spans the colour range
+    np.testing.assert_array_equal(V.robust_unit(np.full((3, 3), 2.0)), np.zeros((3, 3)))
+    with pytest.raises(ValueError):
+        V.robust_unit(a, 0.0)
+
+
+def test_estimator_maps_figure_draws_robust_per_image_maps_and_a_colour_bar():
     rng = np.random.default_rng(0)
     imgs = {"a": rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), "b": rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)}
     maps = {"gradient": {"a": torch.rand(1, 1, 16, 16) * 5 + 1, "b": torch.rand(1, 1, 16, 16)},
             "fft": {"a": np.ones((16, 16)), "b": np.arange(256.0).reshape(16, 16)}}
     fig = V.estimator_maps_figure(imgs, maps)
-    axes = np.array(fig.axes).reshape(2, 3)
+    axes = np.array(fig.axes[:6]).reshape(2, 3)
     np.testing.assert_array_equal(axes[1, 0].get_images()[0].get_array(), imgs["b"])
     grad_a = axes[0, 1].get_images()[0].get_array()
-    np.testing.assert_allclose(grad_a, V.minmax(maps["gradient"]["a"]))
+    np.testing.assert_allclose(grad_a, V.robust_unit(maps["gradient"]["a"], 99.0))
     assert grad_a.min() == 0 and grad_a.max() == pytest.approx(1)
-    np.testing.assert_allclose(axes[1, 2].get_images()[0].get_array(), np.arange(256.0).reshape(16, 16) / 255)
+    np.testing.assert_allclose(axes[1, 2].get_images()[0].get_array(), V.robust_unit(np.arange(256.0).reshape(16, 16)))
     assert [ax.get_title() for ax in axes[0]] == ["up(LR)", "gradient", "fft"]
     assert axes[1, 0].get_ylabel() == "b"
+    assert len(fig.axes) == 7 and fig.axes[6].get_ylabel() == "C(x), per image"   # the colour bar
+    plain = V.estimator_maps_figure(imgs, maps, upper=100.0)
+    np.testing.assert_allclose(plain.axes[1].get_images()[0].get_array(), V.minmax(maps["gradient"]["a"]))
     with pytest.raises(ValueError):
         V.estimator_maps_figure(imgs, {"gradient": {"a": maps["gradient"]["a"]}})
 
@@ -102,8 +118,12 @@ def test_complexity_panels_patch_means_and_levels():
     cal = Calibration("gradient", low=0.2, high=0.8)
     fig = V.complexity_panels(img, raw, 8, cal, title="t")
     axes = [ax for ax in fig.axes if ax.get_images()]
+    np.testing.assert_allclose(axes[1].get_images()[0].get_array(), V.robust_unit(raw, 99.0))
     np.testing.assert_allclose(axes[2].get_images()[0].get_array(), patch_means(raw, 8)[0].numpy())
     np.testing.assert_array_equal(axes[3].get_images()[0].get_array(), [[1, -1], [-1, 0]])
     assert "−1:2" in axes[3].get_title() and "+1:1" in axes[3].get_title()
     assert axes[2].get_title() == "C_p, 8×8 patches"
     assert fig._suptitle.get_text() == "t"
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["−1 simple: C_p < 0.2", "0 medium", "+1 complex: C_p > 0.8"]
+    assert [h.get_facecolor() for h in legend.legend_handles] == [matplotlib.colors.to_rgba(c) for c in V.LEVEL_COLOURS]

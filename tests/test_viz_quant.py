@@ -140,10 +140,27 @@ def test_layer_to_bit_figure_bars_and_percentiles():
         V.layer_to_bit_figure(names, sens[:-1], bl)
 
 
+def test_trained_epochs_finds_the_skipped_measure_epochs():
+    log = {"loss": [0.0] * 8, "phase": ["w", "a", "measure", "w", "a", "measure"]}
+    assert V.trained_epochs(log, 2) == [0, 1, 3, 4]                                  # fixed bits: measure skipped
+    assert V.trained_epochs({**log, "loss": [0.0] * 12}, 2) == [0, 1, 2, 3, 4, 5]    # nothing skipped
+    assert V.trained_epochs({"loss": [0.0] * 5}, 2) == [0, 1, 2]                     # no phases: consecutive
+    with pytest.raises(ValueError):
+        V.trained_epochs(log, 0)
+
+
+def test_spread_labels_keeps_a_gap_and_the_centre():
+    h = V._spread_labels([1.0, 1.0, 3.0], gap=0.5)
+    assert h[1] - h[0] == pytest.approx(0.5) and h[2] == pytest.approx(3.0 - 1 / 6)
+    assert np.mean(h) == pytest.approx(np.mean([1.0, 1.0, 3.0]))
+    assert V._spread_labels([2.0, 0.0], gap=0.1) == [2.0, 0.0]                       # already apart: unchanged
+
+
 def test_finetune_figure_losses_points_and_curve():
     logs = {"fixed": {"loss": [3.0, 2.5, 2.0, 1.9], "phase": ["w", "a", "measure"]},
             "ada": {"loss": [3.2, 2.6, 2.1, 2.0, 5.0, 2.2], "phase": ["w", "a", "measure"]}}
-    arms = {"before": {"psnr_y": 31.8, "fab": 3.96, "after": "after"}, "after": {"psnr_y": 31.9, "fab": 3.9}}
+    arms = {"before": {"psnr_y": 31.8, "fab": 3.96, "after": "after"}, "after": {"psnr_y": 31.9, "fab": 3.9},
+            "twin": {"psnr_y": 31.8, "fab": 3.96}}
     curve = {"W4A5": {"psnr_y": 32.3, "fab": 5.0}, "W4A3": {"psnr_y": 31.3, "fab": 3.0},
              "W4A4": {"psnr_y": 32.0, "fab": 4.0}}
     fig = V.finetune_figure(logs, arms, steps_per_epoch=2, curve=curve, reference={"FP32": 32.5})
@@ -154,18 +171,49 @@ def test_finetune_figure_losses_points_and_curve():
         np.testing.assert_allclose(lines[k].get_ydata(), log["loss"])
     spans = [p for p in ax.patches]
     assert len(spans) == 3
-    assert [t.get_text() for t in ax.texts] == ["w", "a", "measure"]
+    texts = [t.get_text() for t in ax.texts]
+    assert texts[:3] == ["w", "a", "measure"] and texts[3] == "fixed: nothing to train,\nepoch skipped"
+    assert "L_\\mathrm{pix}" in ax.get_title() and "10" in ax.get_title() and "50" in ax.get_title()
     fixed_line = [ln for ln in bx.get_lines() if ln.get_label().startswith("fixed")][0]
     np.testing.assert_allclose(fixed_line.get_xdata(), [3.0, 4.0, 5.0])            # sorted by FAB
     np.testing.assert_allclose(fixed_line.get_ydata(), [31.3, 32.0, 32.3])
-    assert fixed_line.get_label() == "fixed: W4A3, W4A4, W4A5"
     pts = [c for c in bx.collections if isinstance(c, PathCollection)]
-    assert [c.get_label() for c in pts] == ["before", "after"]
+    assert [c.get_label() for c in pts] == ["before ≈ twin", "after"]              # one marker for one point
     np.testing.assert_allclose(np.vstack([c.get_offsets() for c in pts]), [[3.96, 31.8], [3.9, 31.9]])
     assert [ln.get_ydata()[0] for ln in bx.get_lines() if ln.get_label().startswith("FP32")] == [32.5]
-    assert len(bx.texts) == 1  # the arrow before → after
+    labels = [t.get_text() for t in bx.texts]
+    assert labels.count("before ≈ twin") == 1 and labels.count("after") == 1 and "W4A4" in labels
+    assert "" in labels                                                             # the arrow before → after
     with pytest.raises(ValueError):
         V.finetune_figure(logs, {"x": {"psnr_y": 1.0, "fab": 4.0, "after": "y"}}, steps_per_epoch=2)
+
+
+def test_finetune_figure_breaks_a_run_at_a_skipped_middle_epoch():
+    logs = {"fixed": {"loss": [1.0, 2.0, 3.0, 4.0], "phase": ["w", "measure", "a"]}}
+    fig = V.finetune_figure(logs, {"x": {"psnr_y": 1.0, "fab": 4.0}}, steps_per_epoch=2)
+    line = fig.axes[0].get_lines()[0]
+    np.testing.assert_array_equal(line.get_xdata(), [1, 2, np.nan, 5, 6])
+    np.testing.assert_array_equal(line.get_ydata(), [1.0, 2.0, np.nan, 3.0, 4.0])
+
+
+def test_paired_difference_figure_bars_means_and_fab_labels():
+    arms = {"W8A6": {"images": {"a": {"psnr_y": 30.0, "lpips": 0.2, "fab": 6.0}, "b": {"psnr_y": 40.0, "lpips": 0.3, "fab": 6.0}},
+                     "mean": {"fab": 6.0}},
+            "ada": {"images": {"a": {"psnr_y": 30.5, "lpips": 0.1, "fab": 6.5}, "b": {"psnr_y": 39.0, "lpips": 0.4, "fab": 5.0}},
+                    "mean": {"fab": 5.75}}}
+    fig = V.paired_difference_figure(arms, [("W8A6", "ada")])
+    ax, bx = fig.axes
+    np.testing.assert_allclose([p.get_height() for p in ax.patches], [0.5, -1.0])
+    np.testing.assert_allclose([p.get_height() for p in bx.patches], [-0.1, 0.1], atol=1e-12)
+    mean_marker = [ln for ln in ax.get_lines() if ln.get_label() == "mean over the images"][0]
+    np.testing.assert_allclose(mean_marker.get_ydata(), [-0.25])
+    assert [t.get_text() for t in ax.texts] == ["6.50", "5.00"]
+    assert "< 0: arm better" in bx.get_ylabel() and "> 0: arm better" in ax.get_ylabel()
+    assert ax.get_xticklabels()[0].get_text() == "ada\n− W8A6 (FAB 6)"
+    with pytest.raises(ValueError):
+        V.paired_difference_figure(arms, [("W8A6", "nope")])
+    with pytest.raises(ValueError):
+        V.paired_difference_figure(arms, [])
 
 
 def test_adabm_state_figure_map_and_clipped_bits():

@@ -7,7 +7,8 @@ be float tensors (1, 1, H, W) / (1, H, W) or arrays (H, W); images uint8 (H, W, 
 
 Quantities drawn (see :mod:`adasr.adaptive.complexity`):
 
-* a per-image min–max normalised map  Ĉ(x) = (C(x) − min C)/(max C − min C), in [0, 1];
+* a per-image min–max normalised map  Ĉ(x) = (C(x) − min C)/(max C − min C), in [0, 1], or its robust version
+  with the 99th percentile in place of the max (:func:`robust_unit`);
 * the patch complexity  C_p = (1/|p|) Σ_{x∈p} C(x)  of each tile p of a :class:`~adasr.sampling.tiles.TileGrid`
   (tiles may overlap) or of each non-overlapping patch×patch patch;
 * AdaBM's three classes  level(C_p) = −1 if C_p < q_lo, +1 if C_p > q_hi, else 0  (q = calibration percentiles);
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from ..adaptive.complexity import Calibration, as_vector, patch_means
 from ..sampling.tiles import TileGrid
@@ -73,35 +75,64 @@ def tile_matrix(values: Sequence[float] | np.ndarray | torch.Tensor, grid: TileG
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def robust_unit(m: MapLike, upper: float = 99.0) -> np.ndarray:
+    """A map (H, W) on [0, 1] relative to its own image, robust to a few spikes:
+    Ĉ(x) = clip((C(x) − min C)/(P_upper(C) − min C), 0, 1), with P_upper the ``upper``-th percentile of the map.
+
+    ``upper = 100`` is plain min–max (:func:`minmax`). A lower percentile keeps a handful of extreme pixels from
+    turning the rest of a spiky map (the two-draw uncertainty) black. A constant map gives zeros."""
+    if not 0 < upper <= 100:
+        raise ValueError(f"upper must be a percentile in (0, 100], got {upper}")
+    a = as_map(m)
+    lo, hi = a.min(), np.percentile(a, upper)
+    return np.clip((a - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(a)
+
+
 def estimator_maps_figure(images: Mapping[str, Image], maps: Mapping[str, Mapping[str, MapLike]], *,
-                          panel: float = 1.0, cmap: str = MAP_CMAP) -> Figure:
-    """One row per image: the image, then each estimator's map, min–max normalised per image (:func:`minmax`).
+                          panel: float = 1.75, cmap: str = MAP_CMAP, upper: float = 99.0,
+                          fontsize: float = 11) -> Figure:
+    """One row per image: the image, then each estimator's map on [0, 1] per image (:func:`robust_unit`), with a
+    colour bar.
 
     Args:
         images: ``{image name: image}`` (the condition up(LR) or the HR crop), drawn in the first column.
         maps: ``{estimator: {image name: map (H, W)}}``, one column per estimator, in the given order.
-        panel: inches per panel.
-        cmap: colormap of the maps (0 = the simplest pixel of that image, 1 = the busiest).
+        panel: inches per panel (the default makes a 3 × 7 grid about 13 inches wide, readable on a slide).
+        cmap: a perceptually uniform colour map (0 = the simplest pixel of that image, 1 = its ``upper``-th
+            percentile and above).
+        upper: the percentile mapped to 1 (100: plain min–max, which leaves spiky maps nearly black).
+        fontsize: titles and labels.
     """
     names = list(images)
     estimators = list(maps)
     for e in estimators:
         if set(maps[e]) != set(names):
             raise ValueError(f"estimator {e!r} has maps for {sorted(maps[e])}, expected {sorted(names)}")
-    fig, axes = plt.subplots(len(names), 1 + len(estimators), squeeze=False,
-                             figsize=(panel * (1 + len(estimators)), panel * len(names) + 0.3))
+    ncols = 1 + len(estimators)
+    fig, axes = plt.subplots(len(names), ncols, squeeze=False,
+                             figsize=(panel * ncols + 0.9, panel * len(names) + 0.45))
+    im = None
     for r, name in enumerate(names):
         axes[r, 0].imshow(as_display(images[name]), interpolation="antialiased")
-        axes[r, 0].set_ylabel(name, fontsize=8)
+        axes[r, 0].set_ylabel(name, fontsize=fontsize)
         if r == 0:
-            axes[r, 0].set_title("up(LR)", fontsize=8)
+            axes[r, 0].set_title("up(LR)", fontsize=fontsize)
         for c, e in enumerate(estimators, start=1):
-            axes[r, c].imshow(minmax(maps[e][name]), cmap=cmap, vmin=0, vmax=1, interpolation="antialiased")
+            im = axes[r, c].imshow(robust_unit(maps[e][name], upper), cmap=cmap, vmin=0, vmax=1,
+                                   interpolation="antialiased")
             if r == 0:
-                axes[r, c].set_title(e, fontsize=8)
+                axes[r, c].set_title(e, fontsize=fontsize)
         for ax in axes[r]:
             no_ticks(ax)
-    fig.subplots_adjust(left=0.03, right=0.99, top=0.93, bottom=0.01, wspace=0.04, hspace=0.04)
+    right = 1 - 0.85 / (panel * ncols + 0.9)
+    fig.subplots_adjust(left=0.03, right=right, top=1 - 0.35 / (panel * len(names) + 0.45), bottom=0.01,
+                        wspace=0.04, hspace=0.04)
+    if im is not None:
+        cax = fig.add_axes((right + 0.012, 0.08, 0.012, 0.8))
+        cb = fig.colorbar(im, cax=cax)
+        cb.set_ticks([0, 0.5, 1], labels=["min", "", f"≥ P{upper:g}"])
+        cb.ax.tick_params(labelsize=fontsize - 2)
+        cb.set_label("C(x), per image", fontsize=fontsize - 1)
     return fig
 
 
@@ -226,9 +257,10 @@ def rank_agreement_figure(scores: Mapping[str, Mapping[str, Sequence[float] | to
 
 
 def complexity_panels(image: Image, cmap: MapLike, patch: int, calibration: Calibration, *, title: str = "",
-                      inches: float = 2.2) -> Figure:
-    """Four panels: the image, its map (min–max per image), the patch means C_p over patch×patch patches
-    (:func:`~adasr.adaptive.complexity.patch_means`, raw units), and the classes ``calibration.level(C_p)``.
+                      inches: float = 2.4, upper: float = 99.0) -> Figure:
+    """Four panels: the image, its map on [0, 1] per image (:func:`robust_unit`), the patch means C_p over
+    patch×patch patches (:func:`~adasr.adaptive.complexity.patch_means`, raw units, with a colour bar), and the
+    classes ``calibration.level(C_p)`` with a colour legend (:func:`level_legend_handles`).
 
     Args:
         image: the image the map belongs to (H, W, 3).
@@ -237,24 +269,37 @@ def complexity_panels(image: Image, cmap: MapLike, patch: int, calibration: Cali
         calibration: thresholds ``low``/``high`` in the map's raw units.
         title: figure title.
         inches: panel size.
+        upper: the percentile of the map drawn as 1 (100: plain min–max).
     """
     raw = as_map(cmap)
     pm = patch_means(torch.from_numpy(raw)[None, None], patch)[0].numpy()
     lev = calibration.level(torch.from_numpy(pm)).numpy()
     counts = {k: int((lev == k).sum()) for k in (-1, 0, 1)}
-    fig, axes = plt.subplots(1, 4, figsize=(4 * inches, inches + 0.45))
+    fig, axes = plt.subplots(1, 4, figsize=(4 * inches + 2.2, inches + 0.7), layout="constrained")
     axes[0].imshow(as_display(image))
-    axes[0].set_title("image", fontsize=8)
-    axes[1].imshow(minmax(raw), cmap=MAP_CMAP, vmin=0, vmax=1)
-    axes[1].set_title("map C(x), min–max", fontsize=8)
+    axes[0].set_title("image", fontsize=10)
+    axes[1].imshow(robust_unit(raw, upper), cmap=MAP_CMAP, vmin=0, vmax=1)
+    axes[1].set_title("map C(x), per image" if upper < 100 else "map C(x), min–max", fontsize=10)
     im = axes[2].imshow(pm, cmap="viridis")
-    axes[2].set_title(f"C_p, {patch}×{patch} patches", fontsize=8)
-    fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
+    axes[2].set_title(f"C_p, {patch}×{patch} patches", fontsize=10)
+    fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.03).ax.tick_params(labelsize=8)
     axes[3].imshow(lev, cmap=LEVEL_CMAP, vmin=-1.5, vmax=1.5)
-    axes[3].set_title(f"level  −1:{counts[-1]}  0:{counts[0]}  +1:{counts[1]}", fontsize=8)
+    axes[3].set_title(f"level  −1:{counts[-1]}  0:{counts[0]}  +1:{counts[1]}", fontsize=10)
     for ax in axes:
         no_ticks(ax)
+    fig.legend(handles=level_legend_handles(calibration), loc="outside right center", fontsize=9,
+               title="AdaBM level", title_fontsize=9, frameon=False)
     if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=11)
     return fig
+
+
+def level_legend_handles(calibration: Calibration | None = None) -> list[Patch]:
+    """Legend entries of AdaBM's three classes in :data:`LEVEL_COLOURS`; with a ``calibration`` each label
+    carries its threshold: −1 below q_lo, 0 between, +1 above q_hi (raw units)."""
+    if calibration is None:
+        labels = ("−1 simple", "0 medium", "+1 complex")
+    else:
+        lo, hi = calibration.low, calibration.high
+        labels = (f"−1 simple: C_p < {lo:.3g}", "0 medium", f"+1 complex: C_p > {hi:.3g}")
+    return [Patch(facecolor=c, edgecolor="0.4", label=lab) for c, lab in zip(LEVEL_COLOURS, labels)]

@@ -1,5 +1,6 @@
 """Figures for AdaBM adaptive quantization (notebook 10): quantizer levels, calibration error, image-to-bit maps,
-layer-to-bit sensitivities, fine-tuning curves and PSNR against FAB.
+layer-to-bit sensitivities, fine-tuning curves and PSNR against FAB, and per-image differences between paired arms
+(AdaBM against fixed bits at the same b_base, from ``adasr bench quant``'s JSON).
 
 Every plotting function takes data (activation values, quantization levels, errors, complexities, bits, fine-tuning
 logs, metric values), draws with matplotlib and returns the ``Figure``; none quantizes, calibrates or trains. The
@@ -40,6 +41,8 @@ QUANTIZER_COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:purple")
 #: Colours of the arms in the PSNR–FAB panel (no grey: grey is the fixed-bit curve).
 ARM_COLOURS = ("tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:blue",
                "tab:orange")
+#: Axis names of the metrics in :func:`paired_difference_figure`.
+METRIC_NAMES: dict[str, str] = {"psnr_y": "PSNR-Y (dB)", "lpips": "LPIPS", "ssim_y": "SSIM-Y"}
 #: Markers of the arms (distinct shapes, so that arms at the same point stay visible).
 ARM_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
 
@@ -312,15 +315,54 @@ def layer_to_bit_figure(
 
 
 # ------------------------------------------------------------------------------------------------ 3 · fine-tuning
+def trained_epochs(log: Mapping[str, Any], steps_per_epoch: int) -> list[int]:
+    """The epochs (indices into ``log["phase"]``) whose steps ``log["loss"]`` holds.
+
+    ``finetune`` lists every epoch's phase but skips an epoch whose phase has nothing to train (the ``measure``
+    epoch of a fixed-bit model). The skipped phases are the first set, trying none, then each single phase, then
+    each pair (``measure`` first), that leaves exactly ``len(loss) / steps_per_epoch`` epochs; without a ``phase`` list, or when
+    nothing fits, the steps are taken as consecutive epochs from the first."""
+    from itertools import combinations
+
+    phases = list(log.get("phase", []))
+    n = len(log["loss"])
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be at least 1, got {steps_per_epoch}")
+    want = -(-n // steps_per_epoch)
+    kinds = sorted(dict.fromkeys(phases), key=lambda ph: ph != "measure")  # measure first: the one that can be empty
+    for k in range(len(kinds) + 1):
+        for skipped in combinations(kinds, k):
+            kept = [e for e, ph in enumerate(phases) if ph not in skipped]
+            if len(kept) == want:
+                return kept
+    return list(range(want))
+
+
+def _spread_labels(ys: Sequence[float], gap: float) -> list[float]:
+    """Label heights near ``ys`` (any order) at least ``gap`` apart, centred on the points they label."""
+    order = np.argsort(ys)
+    out = np.asarray(ys, dtype=float)[order].copy()
+    for i in range(1, out.size):
+        out[i] = max(out[i], out[i - 1] + gap)
+    out += (np.asarray(ys, dtype=float)[order] - out).mean()  # re-centre the stack on the points
+    res = np.empty_like(out)
+    res[order] = out
+    return list(res)
+
+
 def finetune_figure(
     logs: Mapping[str, Mapping[str, Any]], arms: Mapping[str, Mapping[str, float]], *, steps_per_epoch: int,
     curve: Mapping[str, Mapping[str, float]] | None = None, reference: Mapping[str, float] | None = None,
-    panel: float = 3.4, title: str | None = None,
+    lambdas: tuple[float, float] = (10.0, 50.0), panel: float = 3.6, title: str | None = None,
+    same: float = 0.02,
 ) -> Figure:
     """Left: fine-tuning loss per step of each run (log y), epochs shaded by phase (w / a / measure, from the first
-    log's ``phase`` list; an epoch with nothing to train adds no steps). Right: PSNR-Y against FAB of each arm,
-    with an arrow from an arm to its ``"after"`` (the same model fine-tuned) and, as a dashed line, a ``curve`` of
-    fixed-bit arms (the trade-off that plain bit widths give).
+    log's ``phase`` list). Each run is drawn at the epochs it trained (:func:`trained_epochs`); an epoch a run
+    skipped is marked in its colour. Right: PSNR-Y against FAB of each arm, labelled next to its marker (arms at the
+    same point within ``same`` share one marker and one label, "A ≈ B"), with an arrow from an arm to its ``"after"`` (the
+    same model fine-tuned) and, as a dashed line, a ``curve`` of fixed-bit arms.
+
+    The loss is  L = L_pix + λ_skt·L_skt (+ λ_bit·max(FAB − b_base, 0) in the measure epochs), λ = ``lambdas``.
 
     Args:
         logs: ``{label: finetune log}`` (``{"loss": [per step], "phase": [per epoch], ...}``).
@@ -328,55 +370,154 @@ def finetune_figure(
         steps_per_epoch: steps of one epoch (the shading width).
         curve: ``{label: {"psnr_y": dB, "fab": bits}}`` joined by a line in FAB order (e.g. W4A3, W4A4, W4A5).
         reference: ``{label: PSNR-Y}`` drawn as horizontal lines (e.g. FP32).
+        lambdas: (λ_skt, λ_bit) for the loss written on the left panel.
+        same: arms closer than this in FAB (bits) and PSNR-Y (dB) are drawn as one point (a marker is about that
+            size on the panel).
     """
     if not logs or not arms:
         raise ValueError("need at least one log and one arm")
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(2 * panel + 2.2, panel), gridspec_kw={"width_ratios": [1, 1]})
+    for label, a in arms.items():
+        if a.get("after") is not None and a["after"] not in arms:
+            raise ValueError(f"{label}: 'after' names {a['after']!r}, not one of the arms")
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(2 * panel + 2.6, panel + 0.3), gridspec_kw={"width_ratios": [1, 1.15]})
     phases = list(next(iter(logs.values())).get("phase", []))
     shades = {"w": "0.94", "a": "0.86", "measure": "#f3e0c8"}
     for e, ph in enumerate(phases):
         ax.axvspan(e * steps_per_epoch + 0.5, (e + 1) * steps_per_epoch + 0.5, color=shades.get(ph, "0.9"), lw=0)
         ax.text((e + 0.5) * steps_per_epoch + 0.5, 0.98, ph, transform=ax.get_xaxis_transform(), ha="center",
-                va="top", fontsize=7)
+                va="top", fontsize=9)
     for i, (label, log) in enumerate(logs.items()):
-        loss = list(log["loss"])
-        ax.plot(np.arange(1, len(loss) + 1), loss, color=f"C{i}", lw=1.1, label=label)
+        loss = np.asarray(log["loss"], dtype=float)
+        kept = trained_epochs(log, steps_per_epoch)
+        x = np.concatenate([np.arange(e * steps_per_epoch, (e + 1) * steps_per_epoch) + 1 for e in kept])[: loss.size]
+        y = loss.copy()
+        breaks = np.flatnonzero(np.diff(x) > 1) + 1  # a skipped epoch inside the run: break the line there
+        xs, ys = np.insert(x.astype(float), breaks, np.nan), np.insert(y, breaks, np.nan)
+        ax.plot(xs, ys, color=f"C{i}", lw=1.2, label=label)
+        skipped = [e for e in range(len(log.get("phase", []))) if e not in kept]
+        for k, e in enumerate(skipped):
+            ax.text((e + 0.5) * steps_per_epoch + 0.5, 0.06 + 0.09 * i, f"{label}: nothing to train,\nepoch skipped",
+                    transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7.5, color=f"C{i}")
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(ScalarFormatter())
     ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("fine-tuning step", fontsize=8)
-    ax.set_ylabel("L_pix + λ_skt·L_skt (+ λ_bit·L_bit)", fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=6.5, loc="center left")
+    ax.set_xlabel("fine-tuning step", fontsize=10)
+    ax.set_ylabel("training loss $L$ (log scale)", fontsize=10)
+    l_skt, l_bit = lambdas
+    ax.set_title(rf"$L = L_\mathrm{{pix}} + {l_skt:g}\,L_\mathrm{{skt}}$"
+                 rf"  $(+\,{l_bit:g}\,\max(\mathrm{{FAB}} - b_\mathrm{{base}}, 0)$ in measure$)$", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=8, loc="center left")
     ax.grid(alpha=0.3, which="both")
+    # right: PSNR-Y against FAB, one marker per distinct point, labelled beside it
     fabs = [a["fab"] for a in arms.values()]
+    psnrs = [a["psnr_y"] for a in arms.values()]
     if curve:
         pts = sorted(((c["fab"], c["psnr_y"], k) for k, c in curve.items()))
         bx.plot([p[0] for p in pts], [p[1] for p in pts], "--o", color="0.45", markersize=4, lw=1.0,
-                label="fixed: " + ", ".join(p[2] for p in pts))
+                label="fixed bits: " + ", ".join(p[2] for p in pts))
+        for f, v, k in pts:
+            bx.annotate(k, (f, v), xytext=(-4, 4), textcoords="offset points", ha="right", va="bottom",
+                        fontsize=8, color="0.35")
         fabs += [p[0] for p in pts]
-    for j, (label, a) in enumerate(arms.items()):
-        bx.scatter([a["fab"]], [a["psnr_y"]], color=ARM_COLOURS[j % len(ARM_COLOURS)], s=30, zorder=3, label=label,
-                   marker=ARM_MARKERS[j % len(ARM_MARKERS)], alpha=0.85)
+        psnrs += [p[1] for p in pts]
+    groups: list[list[str]] = []
+    for label, a in arms.items():
+        for g in groups:
+            b = arms[g[0]]
+            if abs(a["fab"] - b["fab"]) <= same and abs(a["psnr_y"] - b["psnr_y"]) <= same:
+                g.append(label)
+                break
+        else:
+            groups.append([label])
+    for j, g in enumerate(groups):
+        a = arms[g[0]]
+        bx.scatter([a["fab"]], [a["psnr_y"]], color=ARM_COLOURS[j % len(ARM_COLOURS)], s=36, zorder=3,
+                   label=" ≈ ".join(g), marker=ARM_MARKERS[j % len(ARM_MARKERS)])
+    for label, a in arms.items():
         after = a.get("after")
         if after is not None:
-            if after not in arms:
-                raise ValueError(f"{label}: 'after' names {after!r}, not one of the arms")
             b = arms[after]
             bx.annotate("", (b["fab"], b["psnr_y"]), (a["fab"], a["psnr_y"]),
-                        arrowprops={"arrowstyle": "->", "color": "0.4", "lw": 0.8})
+                        arrowprops={"arrowstyle": "->", "color": "0.4", "lw": 0.9})
+    x_lo, x_hi = min(fabs) - 0.3, max(fabs) + 0.15
+    y_lo, y_hi = min(psnrs), max(psnrs + list((reference or {}).values()))
+    label_x = max(a["fab"] for a in arms.values()) + 0.12
+    heights = _spread_labels([arms[g[0]]["psnr_y"] for g in groups], gap=0.065 * max(y_hi - y_lo, 1e-3))
+    for j, (g, h) in enumerate(zip(groups, heights)):
+        a = arms[g[0]]
+        bx.annotate(" ≈ ".join(g), (a["fab"], a["psnr_y"]), xytext=(label_x, h), textcoords="data", fontsize=8,
+                    va="center", ha="left", color=ARM_COLOURS[j % len(ARM_COLOURS)],
+                    arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 0, "shrinkB": 3})
     for k, v in (reference or {}).items():
         bx.axhline(v, color="k", ls=":", lw=1.0, label=f"{k} ({v:.2f} dB)")
-    bx.set_xlabel("FAB (mean activation bits)", fontsize=8)
-    bx.set_ylabel("PSNR-Y (dB)", fontsize=8)
-    bx.tick_params(labelsize=7)
+        bx.text(x_lo + 0.02, v, f"{k} {v:.2f} dB", va="bottom", ha="left", fontsize=8)
+    bx.set_xlabel("FAB (mean activation bits)", fontsize=10)
+    bx.set_ylabel("PSNR-Y on the held-out photos (dB)", fontsize=10)
+    bx.tick_params(labelsize=8)
     bx.grid(alpha=0.3)
-    bx.legend(fontsize=6.5, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    bx.set_xlim(min(fabs) - 0.15, max(fabs) + 0.15)
+    bx.set_xlim(x_lo, x_hi)
+    pad = 0.06 * (y_hi - y_lo) if y_hi > y_lo else 0.5
+    bx.set_ylim(min(y_lo, min(heights)) - 2 * pad, max(y_hi, max(heights)) + pad)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=11)
     fig.tight_layout()
+    return fig
+
+
+def paired_difference_figure(
+    arms: Mapping[str, Mapping[str, Any]], pairs: Sequence[tuple[str, str]], *,
+    metrics: Sequence[str] = ("psnr_y", "lpips"), panel: float = 3.4, title: str | None = None,
+) -> Figure:
+    """Per-image differences between paired arms, one panel per metric: for each pair (control, arm) one bar per
+    image, Δ = arm − control, the mean over the images as a black diamond, and each bar labelled with the arm's
+    FAB on that image (the control's FAB under the group label).
+
+    Args:
+        arms: ``{label: {"images": {image: {metric: value, "fab": bits}}, "mean": {...}}}`` (the arms of
+            ``adasr bench quant``'s JSON, e.g. its ``unet.arms``).
+        pairs: ``[(control label, arm label), ...]``, e.g. ``[("W8A6", "AdaBM W8 b_base 6")]``.
+        metrics: keys of the per-image dicts; ``lpips`` is labelled "lower is better".
+    """
+    if not pairs:
+        raise ValueError("need at least one (control, arm) pair")
+    for c, a in pairs:
+        for k in (c, a):
+            if k not in arms:
+                raise ValueError(f"no arm {k!r}; have {sorted(arms)}")
+        if set(arms[c]["images"]) != set(arms[a]["images"]):
+            raise ValueError(f"{c!r} and {a!r} cover different images")
+    names = list(arms[pairs[0][1]]["images"])
+    n_img = len(names)
+    width = 0.8 / n_img
+    fig, axes = plt.subplots(1, len(metrics), figsize=(panel * len(metrics) + 1.6, panel + 0.4), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        for g, (c, a) in enumerate(pairs):
+            d = [arms[a]["images"][n][m] - arms[c]["images"][n][m] for n in names]
+            for i, (n, v) in enumerate(zip(names, d)):
+                x = g - 0.4 + width * (i + 0.5)
+                ax.bar(x, v, width=width * 0.9, color=f"C{i}", label=n if g == 0 else None)
+                fab = arms[a]["images"][n].get("fab")
+                if fab is not None:
+                    ax.text(x, v, f"{fab:.2f}", ha="center", va="bottom" if v >= 0 else "top", fontsize=7.5)
+            ax.plot([g], [float(np.mean(d))], "D", color="k", ms=6, zorder=3,
+                    label="mean over the images" if g == 0 else None)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(range(len(pairs)), [f"{a}\n− {c}" + (f" (FAB {arms[c]['mean']['fab']:g})"
+                                                              if arms[c].get("mean", {}).get("fab") is not None else "")
+                                          for c, a in pairs], fontsize=8)
+        better = "< 0: arm better" if m == "lpips" else "> 0: arm better"
+        ax.set_ylabel(f"Δ {METRIC_NAMES.get(m, m)} per image ({better})", fontsize=9)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.grid(alpha=0.3, axis="y")
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo - 0.08 * (hi - lo), hi + 0.08 * (hi - lo))  # room for the FAB labels
+    axes[0, 0].legend(fontsize=8, loc="lower left")
+    fig.text(0.01, 0.005, "numbers on the bars: the arm's FAB on that image", fontsize=8, color="0.3")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     return fig
 
 
