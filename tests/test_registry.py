@@ -1,4 +1,4 @@
-"""The shipped-weights registry: hashes, sizes and stored dtypes of every file, the 25 MB budget, fp16 storage cast
+"""The shipped-weights registry: hashes, sizes and stored dtypes of every file, the 30 MB budget, fp16 storage cast
 back to the module's dtype on load, and re-storing registered weights in another dtype (``restore_as``)."""
 
 from __future__ import annotations
