@@ -28,7 +28,14 @@ def test_quality_vs_nfe_plots_the_given_points():
     np.testing.assert_array_equal(ode.get_ydata(), [0.36, 0.35])
     ref = next(l for l in ax_l.get_lines() if l.get_label() == "bicubic")
     assert ref.get_ydata()[0] == 0.38
-    assert [t.get_text() for t in ax_p.texts] == ["1e-1", "1e-3"]
+    # labelled points: one marker and one legend entry each, no text beside the points (no overprinting)
+    assert not ax_p.texts
+    marked = [l for l in ax_p.get_lines() if l.get_label().startswith("PF-ODE ")]
+    assert [l.get_label() for l in marked] == ["PF-ODE 1e-1", "PF-ODE 1e-3"]
+    assert len({l.get_marker() for l in marked}) == 2 and marked[1].get_xdata()[0] == 81
+    assert {"PF-ODE 1e-1", "bicubic"} <= {t.get_text() for t in fig.legends[0].get_texts()}
+    with pytest.raises(ValueError):
+        V.quality_vs_nfe({"x": {"nfe": [1, 2], "psnr_y": [1, 2], "lpips": [1, 2], "labels": ["a"]}})
     with pytest.raises(ValueError):
         V.quality_vs_nfe({"x": {"nfe": [1, 2], "psnr_y": [1.0], "lpips": [1, 2]}})
 
@@ -98,3 +105,20 @@ def test_samples_grid():
     assert fig.axes[1].get_images()[0].get_array().shape == (8, 8, 3)
     with pytest.raises(ValueError):
         V.samples_grid({"a": {"x": a}, "b": {"y": a}})
+
+
+def test_samples_grid_row_windows_context_and_stretch():
+    dark = np.zeros((16, 16, 3), np.uint8)
+    dark[4:12, 4:12] = np.arange(64, dtype=np.uint8).reshape(8, 8)[..., None]      # levels 0..63 in the window
+    bright = np.full((16, 16, 3), 100, np.uint8)
+    cols = {"SR": {"x": dark, "y": bright}, "HR": {"x": dark, "y": bright}}
+    fig = V.samples_grid(cols, zoom={"x": (4, 4, 8)}, context="HR", stretch=True)
+    assert len(fig.axes) == 6                                          # context column + 2 columns, 2 rows
+    ctx, sr_x = fig.axes[0], fig.axes[1]
+    assert ctx.get_images()[0].get_array().shape == (16, 16, 3) and len(ctx.patches) == 1   # whole crop + window
+    shown = sr_x.get_images()[0].get_array()
+    assert shown.shape == (8, 8, 3) and shown.max() == 255 and shown.min() == 0             # stretched to full range
+    assert fig.axes[4].get_images()[0].get_array().shape == (16, 16, 3)                    # row "y": no window
+    assert "contrast ×" in ctx.get_ylabel()
+    with pytest.raises(ValueError):
+        V.samples_grid(cols, context="bicubic")

@@ -46,40 +46,51 @@ def quality_vs_nfe(
     reference: Mapping[str, Mapping[str, float]] | None = None,
     metrics: Sequence[str] = ("psnr_y", "lpips"),
     title: str | None = None,
+    panel: tuple[float, float] = (5.2, 3.6),
 ) -> Figure:
-    """One panel per metric against NFE (log x), one line per sampler.
+    """One panel per metric against NFE (log x), one line per sampler, and one legend below the panels.
 
     Args:
         curves: ``{sampler: {"nfe": [...], "psnr_y": [...], "lpips": [...], "labels": [...] (optional)}}``;
-            points are drawn in the order given (sort by NFE first for a left-to-right line); ``labels`` annotate
-            each point (e.g. a solver tolerance).
+            points are drawn in the order given (sort by NFE first for a left-to-right line). When a curve has
+            ``labels`` (e.g. a solver tolerance), each of its points gets its own marker shape and a legend entry
+            ``"{sampler} {label}"`` instead of a text label next to the point, so labels never overprint the
+            points of other curves.
         reference: ``{name: {metric: value}}`` drawn as horizontal dashed lines (e.g. bicubic).
         metrics: the keys to plot, one panel each.
         title: optional figure title.
+        panel: (width, height) of one panel in inches.
     """
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.4), squeeze=False)
+    markers = ("s", "^", "D", "v", "P", "X", "*")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(panel[0] * len(metrics), panel[1]), squeeze=False)
     for ax, key in zip(axes[0], metrics):
         for i, (name, c) in enumerate(curves.items()):
             x = np.asarray(c["nfe"], dtype=float)
             y = np.asarray(c[key], dtype=float)
             if x.shape != y.shape:
                 raise ValueError(f"{name}: {len(x)} NFE values but {len(y)} {key} values")
-            ax.plot(x, y, "o-", color=f"C{i}", label=name, ms=4)
-            for j, (xi, yi, lab) in enumerate(zip(x, y, c.get("labels", ()) or ())):
-                # alternate above/below so labels of neighbouring points do not overprint
-                ax.annotate(str(lab), (xi, yi), textcoords="offset points", xytext=(-4, 6 if j % 2 == 0 else -12),
-                            fontsize=7, color=f"C{i}", ha="right" if j % 2 else "left")
+            labels = list(c.get("labels", ()) or ())
+            if labels and len(labels) != len(x):
+                raise ValueError(f"{name}: {len(labels)} labels for {len(x)} points")
+            ax.plot(x, y, "-" if labels else "o-", color=f"C{i}", label=name, ms=5, lw=1.6)
+            for j, (xi, yi, lab) in enumerate(zip(x, y, labels)):
+                ax.plot([xi], [yi], ls="none", marker=markers[j % len(markers)], ms=7, color=f"C{i}",
+                        mec="black", mew=0.6, label=f"{name} {lab}")
         for j, (name, ref) in enumerate((reference or {}).items()):
             if key in ref:
-                ax.axhline(ref[key], color="0.35", ls="--" if j == 0 else ":", lw=1, label=name)
+                ax.axhline(ref[key], color="0.35", ls="--" if j == 0 else ":", lw=1.2, label=name)
         ax.set_xscale("log")
-        ax.set_xlabel("network evaluations (NFE)")
-        ax.set_ylabel(METRIC_LABELS.get(key, key))
+        ax.set_xlabel("network evaluations (NFE)", fontsize=11)
+        ax.set_ylabel(METRIC_LABELS.get(key, key), fontsize=11)
+        ax.tick_params(labelsize=10)
         ax.grid(alpha=0.3, which="both")
-    axes[0, 0].legend(fontsize=8)
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 4), fontsize=10, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=12)
+    rows = -(-len(names) // 4)
+    fig.tight_layout(rect=(0, 0.075 * rows * 3.6 / panel[1], 1, 1))
     return fig
 
 
@@ -92,37 +103,78 @@ def samples_grid(
     columns: Mapping[str, Mapping[str, Image]],
     *,
     metrics: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
-    zoom: tuple[int, int, int] | None = None,
+    zoom: tuple[int, int, int] | Mapping[str, tuple[int, int, int]] | None = None,
     panel: float = 1.9,
+    context: str | None = None,
+    stretch: bool = False,
 ) -> Figure:
     """A grid of same-size images: one column per label (e.g. bicubic, DDIM-1, DDIM-25, …, HR), one row per name.
 
     Args:
         columns: ``{column label: {row name: image}}``; every column has the same row names.
         metrics: ``{column label: {row name: {psnr_y/ssim_y/lpips: value}}}`` for the titles (optional).
-        zoom: ``(top, left, size)``: show only that window of every image.
+        zoom: ``(top, left, size)``: show only that window of every image; or ``{row name: (top, left, size)}``,
+            one window per row (rows not named are shown whole).
         panel: inches per panel.
+        context: a column label: its images are drawn first, whole, with the zoom window outlined in yellow, so
+            the reader sees where the zoomed panels come from.
+        stretch: display-only contrast stretch, the same for every panel of a row: the window's levels
+            [p1, p99] (1st and 99th percentile over all panels of the row) are mapped linearly to [0, 255],
+            ``out = clip((v − p1)·255/(p99 − p1))``; the gain 255/(p99 − p1) is written beside the row name.
+            It makes the texture of dark crops visible without favouring any column.
     """
     labels = list(columns)
     names = list(next(iter(columns.values())))
     if any(list(col) != names for col in columns.values()):
         raise ValueError("every column must hold the same row names, in the same order")
-    fig, axes = plt.subplots(len(names), len(labels), figsize=(panel * len(labels), len(names) * (panel + 0.35)),
-                             squeeze=False)
-    for c, label in enumerate(labels):
-        for r, name in enumerate(names):
+    if context is not None and context not in columns:
+        raise ValueError(f"context must be one of the column labels {labels}, got {context!r}")
+
+    def window(name: str) -> tuple[int, int, int] | None:
+        if zoom is None or (isinstance(zoom, tuple) and len(zoom) == 3 and all(isinstance(v, int) for v in zoom)):
+            return zoom  # type: ignore[return-value]
+        return dict(zoom).get(name)  # type: ignore[arg-type]
+
+    ncols = len(labels) + (context is not None)
+    fig, axes = plt.subplots(len(names), ncols, figsize=(panel * ncols, len(names) * (panel + 0.4)), squeeze=False)
+    for r, name in enumerate(names):
+        win = window(name)
+        crops = {}
+        for label in labels:
             img = as_display(columns[label][name])
-            if zoom is not None:
-                t, left, size = zoom
+            if win is not None:
+                t, left, size = win
                 img = img[t : t + size, left : left + size]
-            ax = axes[r, c]
+            crops[label] = img
+        lo, gain = 0.0, 1.0
+        if stretch:
+            levels = np.concatenate([c.reshape(-1) for c in crops.values()]).astype(np.float64)
+            lo, hi = np.percentile(levels, [1, 99])
+            gain = 255.0 / max(hi - lo, 1.0)
+        c0 = 0
+        if context is not None:
+            ax = axes[r, 0]
+            full = as_display(columns[context][name])
+            ax.imshow(full)
+            if win is not None:
+                t, left, size = win
+                ax.add_patch(Rectangle((left - 0.5, t - 0.5), size, size, fill=False, ec="yellow", lw=1.5))
+            if r == 0:
+                ax.set_title(f"{context}, whole crop", fontsize=9)
+            no_ticks(ax)
+            c0 = 1
+        for c, label in enumerate(labels):
+            img = crops[label]
+            if stretch:
+                img = np.clip((img.astype(np.float64) - lo) * gain, 0, 255).astype(np.uint8)
+            ax = axes[r, c0 + c]
             ax.imshow(img)
             line = metric_line((metrics or {}).get(label, {}).get(name))
             if r == 0 or line:
-                ax.set_title(label + (f"\n{line}" if line else ""), fontsize=7)
+                ax.set_title(label + (f"\n{line}" if line else ""), fontsize=9)
             no_ticks(ax)
-            if c == 0:
-                ax.set_ylabel(name, fontsize=8)
+        row_label = name + (f"\ncontrast ×{gain:.1f}" if stretch else "")
+        axes[r, 0].set_ylabel(row_label, fontsize=9)
     fig.tight_layout()
     return fig
 
