@@ -112,6 +112,14 @@ def int8_arm(model, images, calib: list[torch.Tensor], size: int = 128, repeats:
             "convert_seconds": convert_s, "fp32": evaluate_sr(model, images), "int8": evaluate_sr(q8, images)}
 
 
+def calibrate_unet_arm(qm: AdaBM, model: Any, steps: int, *, schedule: Any, n_calib: int = 8,
+                       calib_crop: int = 128) -> None:
+    """Calibrate the AdaBM wrapper ``qm`` of the diffusion UNet ``model`` as the UNet arms are: on ``n_calib``
+    training crops of ``calib_crop``² noised to every timestep the ``steps``-step ``schedule`` visits
+    (:func:`~adasr.upscaling.unet_calibration_batches`). Shared by :func:`unet_arms` and ``bench spread``."""
+    qm.calibrate(unet_calibration_batches(model, steps, n=n_calib, crop=calib_crop, schedule=schedule)[0])
+
+
 def unet_arms(
     steps: int | None, configs: list[AdaBMConfig], *, schedule: Any = None, log: Log = no_log, model=None,
     images: dict[str, np.ndarray] | None = None, n_calib: int = 8, calib_crop: int = 128,
@@ -162,7 +170,7 @@ def unet_arms(
     for cfg in configs:
         qmodel, qm = quantize_diffusion(model, cfg)
         t0 = time.perf_counter()
-        qm.calibrate(unet_calibration_batches(model, steps, n=n_calib, crop=calib_crop, schedule=schedule)[0])
+        calibrate_unet_arm(qm, model, steps, schedule=schedule, n_calib=n_calib, calib_crop=calib_crop)
         calib_s = time.perf_counter() - t0  # (before the sampled run: results before this fix included it)
         r = run(qmodel, qm)
         r["calibration_seconds"] = calib_s
@@ -311,5 +319,6 @@ def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
                  progress=args.progress, log=log)
 
 
-__all__ = ["TARGET_FAB", "TARGET_INT8_SPEEDUP", "TARGET_PSNR_GAP_DB", "add_arguments", "evaluate_sr",
+__all__ = ["TARGET_FAB", "TARGET_INT8_SPEEDUP", "TARGET_PSNR_GAP_DB", "add_arguments", "calibrate_unet_arm",
+           "evaluate_sr",
            "format_quant", "format_result", "int8_arm", "latency", "quant", "run_args", "unet_arms"]

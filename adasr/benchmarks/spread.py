@@ -393,13 +393,14 @@ class Arms:
         if label not in self._quant:
             from .. import upscaling
             from ..quant.adabm import quantize_diffusion
+            from .quant import calibrate_unet_arm
 
             if self._fp32_model is None:  # an unprepared fp32 copy, as bench quant loads it
                 self._fp32_model = upscaling.load_pretrained()
             cfg = self.quant_configs()[label]
             qmodel, qm = quantize_diffusion(self._fp32_model, cfg)
-            qm.calibrate(upscaling.unet_calibration_batches(self._fp32_model, self.quant_steps, n=self.n_calib,
-                                                            crop=self.calib_crop, schedule=self.quant_schedule)[0])
+            calibrate_unet_arm(qm, self._fp32_model, self.quant_steps, schedule=self.quant_schedule,
+                               n_calib=self.n_calib, calib_crop=self.calib_crop)
             self._quant[label] = (qmodel, qm)
         return self._quant[label]
 
