@@ -28,7 +28,9 @@ from .defaults import ADAPTIVE_STEPS, DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_SC
 from .diffusion.timesteps import SCHEDULE_NAMES, ExplicitSchedule
 
 #: The sampling policies of ``policy=`` / ``--policy`` (built by :func:`adasr.adaptive.policy.make_policy`).
-POLICIES: tuple[str, ...] = ("uniform", "allocation", "early-exit", "adasr")
+#: the AdaSR chapters' policies (``adasr bench adaptive`` runs these; AdaDiffSR has its own bench)
+ADASR_POLICIES: tuple[str, ...] = ("uniform", "allocation", "early-exit", "adasr")
+POLICIES: tuple[str, ...] = (*ADASR_POLICIES, "adadiffsr")
 #: The shipped SR networks of ``model=`` / ``--model`` and their kind: ``diffusion`` (sampled, tiled, policies) or
 #: ``regression`` (one forward pass of a CNN).
 MODELS: dict[str, str] = {"sr_x4": "diffusion", "edsr_x4": "regression"}
@@ -136,7 +138,8 @@ class UpscaleConfig:
     overlap: int = field(default=DEFAULT_OVERLAP, metadata=_option(
         "overlap between neighbouring tiles in output pixels", min=0, metavar="PX", diffusion=True))
     policy: str = field(default="uniform", metadata=_option(
-        "uniform DDIM; per-tile step allocation from patch complexity; Δx̂0 early exit; adasr = both",
+        "uniform DDIM; per-tile step allocation from patch complexity; Δx̂0 early exit; adasr = both; adadiffsr = "
+        "AdaDiffSR's dynamic strides from the information gain (--tau, --gain)",
         choices=POLICIES, group="adaptive", diffusion=True))
 
     def __post_init__(self) -> None:
@@ -207,6 +210,9 @@ ESTIMATORS: tuple[str, ...] = ("gradient", "sobel", "variance", "fft", "uncertai
 MAPPINGS: tuple[str, ...] = ("linear", "threshold", "exponential")
 NORMALIZATIONS: tuple[str, ...] = ("image", "patches", "calibrated")
 EXIT_MODES: tuple[str, ...] = ("tile", "global")
+#: where AdaDiffSR's dynamic strides take the information gain from (``oracle``, against the HR, is for analysis
+#: only and not a CLI choice): adasr.adaptive.dtss
+GAIN_SIGNALS: tuple[str, ...] = ("regressor", "metrics")
 
 
 @dataclass(frozen=True)
@@ -237,6 +243,11 @@ class AdaptiveConfig:
                                                           diffusion=True))
     exit_mode: str = field(default="tile", metadata=_option(
         "stop tiles one by one or the whole image at once", diffusion=True, choices=EXIT_MODES))
+    tau: float = field(default=5e-3, metadata=_option(
+        "τ of AdaDiffSR's gain classes (growing / stable / saturated)", positive=True, metavar="TAU", diffusion=True))
+    gain: str = field(default="regressor", metadata=_option(
+        "AdaDiffSR's information gain: the MMLE regressor or the metrics computed against the input",
+        flag="--gain", diffusion=True, choices=GAIN_SIGNALS))
 
     def __post_init__(self) -> None:
         _check_fields(self)
@@ -249,6 +260,9 @@ class AdaptiveConfig:
         if policy in ("allocation", "adasr") and self.n_min > self.n_max:
             raise ConfigError(f"{{n_min}} ({self.n_min}) must not exceed {{n_max}} ({self.n_max}, which is N_max)",
                               n_min="n_min", n_max="n_max")
+        if policy == "adadiffsr" and self.n_max < 2:
+            raise ConfigError(f"{{policy}} adadiffsr needs {{n_max}} >= 2 (the steps of a tile that grows at every "
+                              f"step), got {self.n_max}", policy="policy", n_max="n_max")
         if policy == "adasr" and self.exit_mode != "tile":
             raise ConfigError("{policy} adasr stops tiles one by one; use {exit_mode} tile (or {policy} early-exit)",
                               policy="policy", exit_mode="exit_mode")
@@ -323,7 +337,7 @@ def given_values(cls: type, namespace: argparse.Namespace) -> dict[str, Any]:
             if getattr(namespace, f.name, None) is not None}
 
 
-__all__ = ["DIFFUSION_ONLY", "MODELS", "POLICIES", "PRECISIONS", "QUANT", "QUANT_SUPPORT", "AdaptiveConfig",
+__all__ = ["ADASR_POLICIES", "DIFFUSION_ONLY", "MODELS", "POLICIES", "PRECISIONS", "QUANT", "QUANT_SUPPORT", "AdaptiveConfig",
            "ConfigError", "UpscaleConfig", "add_config_arguments", "check_model_options", "flag_of", "given_values",
            "int_at_least",
            "option_fields"]

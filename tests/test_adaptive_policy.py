@@ -50,8 +50,9 @@ def test_config_defaults_and_helpers():
     d = c.with_(n_max=7, epsilon=0.01)
     assert (d.n_max, d.epsilon, d.n_min) == (7, 0.01, 3) and c.n_max == 20  # a copy
     assert d.to_dict() == {"n_max": 7, "n_min": 3, "estimator": "gradient", "mapping": "linear",
-                           "normalize": "calibrated", "epsilon": 0.01, "patience": 2, "warmup": 4, "exit_mode": "tile"}
-    assert POLICIES == ("uniform", "allocation", "early-exit", "adasr")
+                           "normalize": "calibrated", "epsilon": 0.01, "patience": 2, "warmup": 4, "exit_mode": "tile",
+                           "tau": 0.005, "gain": "regressor"}
+    assert POLICIES == ("uniform", "allocation", "early-exit", "adasr", "adadiffsr")
 
 
 CFG = AdaptiveConfig(n_max=12, n_min=2, estimator="sobel", mapping="threshold", normalize="patches", epsilon=0.004,

@@ -17,7 +17,10 @@ import pytest  # noqa: E402
 from adasr import benchmarks  # noqa: E402
 from adasr.adaptive.complexity import Calibration, gradient_map  # noqa: E402
 from adasr.adaptive.equal_budget import equal_budget, uniform_at  # noqa: E402
-from adasr.adaptive.policy import POLICIES, AdaptiveConfig, make_policy  # noqa: E402
+from adasr.adaptive.policy import AdaptiveConfig, make_policy  # noqa: E402
+from adasr.config import ADASR_POLICIES  # noqa: E402
+
+POLICIES = ADASR_POLICIES
 from adasr.benchmarks import adaptive as B  # noqa: E402
 from adasr.benchmarks import quality as Q  # noqa: E402
 from adasr.benchmarks.runner import save_curve_figure  # noqa: E402
@@ -104,7 +107,7 @@ def test_sweep_configs_default():
     assert {c.epsilon for c in ee} >= {0.001, 0.0015, 0.002, 0.003, 0.005}
     assert all(c.n_max == 20 and c.exit_mode == "tile" for c in ee)
     assert [c.epsilon for k, c, _ in pts if k == "adasr"] == [0.0015, 0.003]
-    assert {k for k, _, _ in pts} == set(POLICIES)
+    assert {k for k, _, _ in pts} == set(ADASR_POLICIES)  # AdaDiffSR has its own bench
     # every point is a policy that can be built (no n_min > n_max, valid rules)
     for kind, c, _ in pts:
         make_policy(kind, c, calibration=Calibration(c.estimator, 0.0, 1.0), estimator_fn=gradient_map)

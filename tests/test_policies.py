@@ -43,8 +43,16 @@ def test_uniform_validates_steps(bad):
 
 
 @pytest.mark.parametrize("kind", POLICIES)
-def test_every_named_policy_declares_the_interface(kind):
-    pol = make_policy(kind, AdaptiveConfig(n_max=12, n_min=2, normalize="image"))
+def test_every_named_policy_declares_the_interface(kind, make_tiny_model):
+    config = AdaptiveConfig(n_max=12, n_min=2, normalize="image", gain="metrics")
+    if kind == "adadiffsr":  # its estimates become images: it needs the model
+        with pytest.raises(ValueError, match="policy_for_model"):
+            make_policy(kind, config)
+        from adasr.adaptive.policy import policy_for_model
+
+        pol = policy_for_model(kind, config, make_tiny_model(), tile=16, overlap=4)
+    else:
+        pol = make_policy(kind, config)
     assert isinstance(pol, Policy)
     assert pol.name == kind and pol.steps == 12 and pol.reuse == ()
     assert isinstance(pol.memory(), dict)

@@ -63,6 +63,7 @@ def test_steps_is_the_budget_of_the_busiest_tile_for_every_policy(make_tiny_mode
     assert max(runs["allocation"].steps_per_tile) == 5 and min(runs["allocation"].steps_per_tile) == 2
     assert runs["early-exit"].steps_per_tile == [5] * 9  # ε tiny: no tile stops early
     assert max(runs["adasr"].steps_per_tile) == 5
+    assert max(runs["adadiffsr"].steps_per_tile) <= 5  # an always-growing tile takes N steps
     assert all(r.steps == 5 for r in runs.values())
 
 
@@ -110,7 +111,7 @@ def test_schedule_knob_lists_and_eta_in_the_report(make_tiny_model):
 
 # ------------------------------------------------------------------------------------------------------- errors
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(policy="fast"), "policy must be one of uniform, allocation, early-exit, adasr, got 'fast'"),
+    (dict(policy="fast"), "policy must be one of uniform, allocation, early-exit, adasr, adadiffsr, got 'fast'"),
     (dict(model="edsr"), "model must be one of sr_x4, edsr_x4 or a module, got 'edsr'"),
     (dict(quant="fp8"), "quant must be one of none, int8, adabm, got 'fp8'"),
     (dict(steps=0), "steps must be at least 1, got 0"),

@@ -3,7 +3,10 @@
 * ``uniform``    — DDIM with N_max steps on every tile (the baseline);
 * ``allocation`` — AdaSR's per-tile budgets N_p ∈ [N_min, N_max] from patch complexity;
 * ``early-exit`` — uniform N_max schedules, each tile stopped by the Δx̂0 rule (or the whole image: ``exit_mode``);
-* ``adasr``      — both: per-tile budgets, then the Δx̂0 rule within each tile's schedule.
+* ``adasr``      — both: per-tile budgets, then the Δx̂0 rule within each tile's schedule;
+* ``adadiffsr``  — AdaDiffSR's dynamic strides (DTSS): each tile re-picks its stride after every step from its
+  information-gain class, or stops when saturated (:mod:`adasr.adaptive.dtss`; needs the model, so only
+  :func:`policy_for_model` builds it).
 
 Their knobs are :class:`~adasr.config.AdaptiveConfig` (defined, torch-free, in :mod:`adasr.config` with the other
 configs, so the CLI reads its options without importing torch; re-exported here). In every policy N_max is the
@@ -19,7 +22,7 @@ from .allocation import StepAllocation
 from .complexity import Calibration
 from .early_exit import EarlyExit, EarlyExitRule
 
-__all__ = ["POLICIES", "AdaptiveConfig", "make_policy", "policy_for_model"]
+__all__ = ["POLICIES", "AdaptiveConfig", "dtss_for_model", "make_policy", "policy_for_model"]
 
 
 def make_policy(kind: str, config: AdaptiveConfig | None = None, *, calibration: Calibration | None = None,
@@ -36,6 +39,8 @@ def make_policy(kind: str, config: AdaptiveConfig | None = None, *, calibration:
     """
     c = config or AdaptiveConfig()
     c.check(kind)
+    if kind == "adadiffsr":
+        raise ValueError("the adadiffsr policy needs the model (its estimates become images): use policy_for_model")
     if kind == "uniform":
         return UniformDDIM(c.n_max, schedule)
     rule = EarlyExitRule(c.epsilon, c.patience, c.warmup)
@@ -57,6 +62,8 @@ def policy_for_model(kind: str, config: AdaptiveConfig | None, model, *, tile: i
 
     c = config or AdaptiveConfig()
     c.check(kind)  # before the (slow) calibration
+    if kind == "adadiffsr":
+        return dtss_for_model(c, model, schedule=schedule)
     s = model.config.residual_scale if model.config.residual else 1.0
     fn = None
     if kind in ("allocation", "adasr"):
@@ -65,3 +72,19 @@ def policy_for_model(kind: str, config: AdaptiveConfig | None, model, *, tile: i
             dev = next(model.parameters()).device
             calibration = default_calibration(c.estimator, tile=tile, overlap=overlap, estimator_fn=fn, device=dev)
     return make_policy(kind, c, calibration=calibration, value_range=2.0 * s, estimator_fn=fn, schedule=schedule)
+
+
+def dtss_for_model(config: AdaptiveConfig, model, *, schedule: str | Schedule = "linspace", signal: str | None = None,
+                   codebook: tuple[int, ...] | None = None, gain=None):
+    """AdaDiffSR's :class:`~adasr.adaptive.dtss.DynamicStrides` for ``model``: N = ``config.n_max`` (an
+    always-growing tile's steps), τ = ``config.tau``, the gain from ``signal`` (default ``config.gain``; the
+    shipped MMLE regressor for ``regressor``), strides along ``schedule``'s shape."""
+    from .dtss import PAPER_CODEBOOK, DTSSConfig, DynamicStrides
+    from .information_gain import GainConfig
+    from .mmle import load_mmle_regressor
+
+    sig = signal or config.gain
+    gain = gain or GainConfig(scale=model.config.scale)
+    dc = DTSSConfig(tau=config.tau, codebook=codebook or PAPER_CODEBOOK, steps=config.n_max, signal=sig, gain=gain)
+    reg = load_mmle_regressor() if sig == "regressor" else None
+    return DynamicStrides(dc, base=schedule, to_image=model.output, regressor=reg)

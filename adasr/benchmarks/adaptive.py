@@ -42,7 +42,8 @@ import numpy as np
 import torch
 
 from ..adaptive.equal_budget import equal_budget
-from ..adaptive.policy import POLICIES, AdaptiveConfig, policy_for_model
+from ..adaptive.policy import AdaptiveConfig, policy_for_model
+from ..config import ADASR_POLICIES as POLICIES
 from ..config import add_config_arguments, given_values
 from ..defaults import DEFAULT_OVERLAP, DEFAULT_SCHEDULE, DEFAULT_TILE
 from .runner import Log, add_device_arguments, machine_info, no_log

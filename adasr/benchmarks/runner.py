@@ -38,6 +38,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
                   "optimised sampling schedules vs linspace at the same N, linspace-20 reference, default speed-up"),
     "spread": ("adasr.benchmarks.spread",
                "small differences of notebooks 05, 06, 10 over 3 seeds × 12 crops: do they survive?"),
+    "adadiffsr": ("adasr.benchmarks.adadiffsr",
+                  "AdaDiffSR's dynamic strides vs equal-budget controls and the hindsight oracle, one run"),
 }
 
 Log = Callable[[str], None]

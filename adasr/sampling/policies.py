@@ -9,6 +9,8 @@ A policy answers, for the tiles of one image:
    (``full``, or reuse of a cached feature: :mod:`adasr.sampling.denoiser`);
 3. ``end_iteration(tiles)`` (optional): after every iteration, which running tiles to stop having seen all of
    them (a whole-image rule);
+4. ``condition(tiles, cond)`` (optional): what the network is conditioned on for those tiles (default: their cut
+   up(LR); AdaDiffSR's progressive feature injection adds the tiles' information gain);
 
 and declares ``name`` (for reports), ``steps`` (the budget N of the busiest tile: what ``--steps`` means for every
 policy), ``schedule`` (the :class:`~adasr.diffusion.timesteps.Schedule` its lists come from, for reports) and ``reuse`` (the denoiser modes it may ask for, so the denoiser keeps those caches).
@@ -59,15 +61,25 @@ class TileState:
 @dataclass(frozen=True)
 class Decision:
     """What a tile does after a step: ``stop`` (keep x̂0) or continue, optionally with a new ``remaining`` list
-    of timesteps and the denoiser ``mode`` of its next evaluation (``None``: ``full``)."""
+    of timesteps and the denoiser ``mode`` of its next evaluation (``None``: ``full``).
+
+    ``remaining`` replaces the tile's list from its next position on; its first entry is the timestep the tile's
+    x_t is then taken to be at, so a change of stride keeps it equal to the t_prev of the step just taken
+    (``tile.t_prev`` inside ``decide``) and changes only the entries after it. ``keep`` (with ``stop``): the clean
+    estimate the tile ends with instead of the newest one (AdaDiffSR keeps the best estimate so far when a region
+    saturates).
+    """
 
     stop: bool = False
     remaining: tuple[int, ...] | None = None
     mode: str | None = None
+    keep: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.mode is not None and self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES} or None, got {self.mode!r}")
+        if self.keep is not None and not self.stop:
+            raise ValueError("keep (the estimate a tile ends with) needs stop=True")
 
 
 CONTINUE = Decision()
@@ -106,6 +118,11 @@ class Policy:
     def end_iteration(self, tiles: list[TileState]) -> list[int]:
         """Indices of running tiles to stop after an iteration, having seen every tile (default: none)."""
         return []
+
+    def condition(self, tiles: list[TileState], cond: torch.Tensor) -> torch.Tensor:
+        """The conditioning the network gets for ``tiles`` this iteration, from their cut condition ``cond``
+        (B, C, h, w); default ``cond`` itself. AdaDiffSR's PFJ appends each tile's latest information gain."""
+        return cond
 
     def memory(self) -> dict[str, Any]:
         """A snapshot of the per-tile memory of the last run (stored in the sampler's result); default empty."""

@@ -9,12 +9,17 @@ window sticks out. Merging is a normalised weighted sum (AdaDiffSR's Gaussian-we
 with w a 2-D Gaussian centred on the tile (σ = ``sigma_frac`` · tile size) — so each pixel is dominated by the tile
 whose centre is nearest and seams fade out — or w ≡ 1 (uniform averaging, as ResShift's chopper), or ``"last"``
 (no blending: each pixel is taken from the last tile covering it; with zero overlap this is plain stitching).
+
+:meth:`TileGrid.merge_subset` applies the same sum to a chosen subset of the tiles (the sampler's ``shared-t``
+region integration merges the x_t of the tiles that sit at the same timestep), and :meth:`TileGrid.crop` cuts
+chosen tiles' windows back out of a canvas.
 """
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Sequence
 
 import torch
 
@@ -72,28 +77,81 @@ class TileGrid:
 
         return (g(self.tile_h)[:, None] * g(self.tile_w)[None, :]).float()
 
+    def crop(self, canvas: torch.Tensor, indices: int | Sequence[int]) -> torch.Tensor:
+        """Cut tile windows out of a canvas (1, C, H, W): an int index → (C, tile_h, tile_w); a sequence of M
+        indices → (M, C, tile_h, tile_w) in that order. ``crop(x, range(len(grid)))`` equals :meth:`split`."""
+        if canvas.ndim != 4 or canvas.shape[0] != 1 or tuple(canvas.shape[-2:]) != (self.height, self.width):
+            raise ValueError(f"expected (1, C, {self.height}, {self.width}), got {tuple(canvas.shape)}")
+        if isinstance(indices, numbers.Integral):
+            t, l = self.positions[self._indices([indices])[0]]
+            return canvas[0, :, t : t + self.tile_h, l : l + self.tile_w]
+        idx = self._indices(indices)
+        return torch.cat([canvas[:, :, t : t + self.tile_h, l : l + self.tile_w]
+                          for t, l in (self.positions[k] for k in idx)])
+
+    def _indices(self, indices: Sequence[int]) -> list[int]:
+        idx = [int(k) for k in indices]
+        if any(k < 0 or k >= len(self) for k in idx):
+            raise ValueError(f"tile indices must be in [0, {len(self)}), got {idx}")
+        return idx
+
+    def _weighted_sums(self, tiles: torch.Tensor, indices: Sequence[int], mode: MergeMode,
+                       sigma_frac: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Σ_k w·x_k, Σ_k w) over the tiles ``indices`` (``tiles[j]`` at ``positions[indices[j]]``), each
+        (1, C|1, H, W); for ``"last"`` the painted canvas and the coverage count instead."""
+        C = tiles.shape[1]
+        out = torch.zeros(1, C, self.height, self.width, dtype=tiles.dtype, device=tiles.device)
+        norm = torch.zeros(1, 1, self.height, self.width, dtype=tiles.dtype, device=tiles.device)
+        if mode == "last":
+            for j, k in enumerate(indices):
+                t, l = self.positions[k]
+                out[:, :, t : t + self.tile_h, l : l + self.tile_w] = tiles[j]
+                norm[:, :, t : t + self.tile_h, l : l + self.tile_w] += 1
+            return out, norm
+        if mode not in ("gaussian", "uniform"):
+            raise ValueError(f"merge mode must be 'gaussian', 'uniform' or 'last', got {mode!r}")
+        w = self.weights(mode, sigma_frac).to(tiles)
+        for j, k in enumerate(indices):
+            t, l = self.positions[k]
+            out[:, :, t : t + self.tile_h, l : l + self.tile_w] += w * tiles[j]
+            norm[:, :, t : t + self.tile_h, l : l + self.tile_w] += w
+        return out, norm
+
     def merge(self, tiles: torch.Tensor, mode: MergeMode = "gaussian", sigma_frac: float = 0.3) -> torch.Tensor:
         """(N, C, tile_h, tile_w) → (1, C, H, W) by the normalised weighted sum in the module docstring."""
         if tiles.shape[0] != len(self) or tuple(tiles.shape[-2:]) != (self.tile_h, self.tile_w):
             raise ValueError(f"expected ({len(self)}, C, {self.tile_h}, {self.tile_w}), got {tuple(tiles.shape)}")
-        C = tiles.shape[1]
-        out = torch.zeros(1, C, self.height, self.width, dtype=tiles.dtype, device=tiles.device)
-        if mode == "last":
-            for k, (t, l) in enumerate(self.positions):
-                out[:, :, t : t + self.tile_h, l : l + self.tile_w] = tiles[k]
-            return out
-        if mode not in ("gaussian", "uniform"):
-            raise ValueError(f"merge mode must be 'gaussian', 'uniform' or 'last', got {mode!r}")
-        w = self.weights(mode, sigma_frac).to(tiles)
-        norm = torch.zeros(1, 1, self.height, self.width, dtype=tiles.dtype, device=tiles.device)
-        for k, (t, l) in enumerate(self.positions):
-            out[:, :, t : t + self.tile_h, l : l + self.tile_w] += w * tiles[k]
-            norm[:, :, t : t + self.tile_h, l : l + self.tile_w] += w
-        return out / norm
+        out, norm = self._weighted_sums(tiles, range(len(self)), mode, sigma_frac)
+        return out if mode == "last" else out / norm
 
-    def coverage(self) -> torch.Tensor:
-        """How many tiles cover each pixel, (H, W) int — useful to draw the grid."""
+    def merge_subset(self, tiles: torch.Tensor, indices: Sequence[int], mode: MergeMode = "gaussian",
+                     sigma_frac: float = 0.3) -> tuple[torch.Tensor, torch.Tensor]:
+        """Merge only some tiles: ``tiles`` (M, C, tile_h, tile_w), ``tiles[j]`` sitting at
+        ``positions[indices[j]]`` (M distinct indices) → ``(canvas, coverage)``.
+
+        ``coverage`` (H, W) int32 counts the given tiles covering each pixel. Where it is > 0,
+
+            canvas(p) = Σ_j w(p − o_j) · x_j(p − o_j) / Σ_j w(p − o_j)      (sums over the given tiles only)
+
+        — the formula of :meth:`merge`, with its weights w (``mode``, ``sigma_frac``); for ``"last"`` the pixel of
+        the last given tile covering it. Where coverage is 0 the canvas (1, C, H, W) is 0. With every index in
+        ``positions`` order, ``canvas`` equals :meth:`merge`'s result bit for bit.
+        """
+        idx = self._indices(indices)
+        if len(set(idx)) != len(idx):
+            raise ValueError(f"tile indices must be distinct, got {idx}")
+        if tiles.ndim != 4 or tiles.shape[0] != len(idx) or tuple(tiles.shape[-2:]) != (self.tile_h, self.tile_w):
+            raise ValueError(f"expected ({len(idx)}, C, {self.tile_h}, {self.tile_w}), got {tuple(tiles.shape)}")
+        out, norm = self._weighted_sums(tiles, idx, mode, sigma_frac)
+        coverage = self.coverage(idx).to(tiles.device)
+        if mode != "last":
+            out = torch.where(coverage > 0, out / norm.clamp_min(torch.finfo(norm.dtype).tiny), out)
+        return out, coverage
+
+    def coverage(self, indices: Sequence[int] | None = None) -> torch.Tensor:
+        """How many tiles (of ``indices``; default all) cover each pixel, (H, W) int32 — useful to draw the grid."""
         c = torch.zeros(self.height, self.width, dtype=torch.int32)
-        for t, l in self.positions:
+        chosen = self.positions if indices is None else [self.positions[k] for k in self._indices(indices)]
+        for t, l in chosen:
             c[t : t + self.tile_h, l : l + self.tile_w] += 1
         return c
