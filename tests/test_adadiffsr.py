@@ -62,17 +62,17 @@ def test_closer_estimates_have_higher_r_and_positive_gain():
     assert gains[1].fr > 0 and gains[2].fr > 0
 
 
-def test_nr_counts_only_in_the_second_half_and_from_two_active_steps():
+def test_nr_counts_only_in_the_second_half_against_the_estimate_before():
     c = GainConfig()
     assert c.nr_active(499) and not c.nr_active(500)
     meter = GainMeter(GainConfig(fr=(), nr=("brisque",)))
     img = _img(3)[0]
-    g1, _ = meter.update(0, img, None, 700)
-    g2, rep2 = meter.update(0, img * 0.9, None, 400)  # NR active now, but not at the step before
-    g3, _ = meter.update(0, img * 0.8, None, 200)
-    assert not g2.nr_active and g2.nr == 0.0 and rep2.nr is not None
-    assert g3.nr_active and g3.nr != 0.0
-    assert meter.seconds > 0
+    g1, rep1 = meter.update(0, img, None, 900)
+    g2, rep2 = meter.update(0, img * 0.9, None, 700)  # first half: R^NR computed, I^NR not counted
+    g3, rep3 = meter.update(0, img * 0.8, None, 400)  # second half: compared with the first-half estimate
+    assert rep2.nr is not None and not g2.nr_active and g2.nr == 0.0 and g2.total == 0.0
+    assert g3.nr_active and g3.nr == pytest.approx(math.tanh(float(rep3.nr[0]) - float(rep2.nr[0])), abs=1e-12)
+    assert g3.nr != 0.0 and meter.seconds > 0
 
 
 def test_input_reference_compares_through_the_degradation():

@@ -20,9 +20,10 @@ and recorded per tile (:meth:`DynamicStrides.memory`).
 
 **Strides on our budget.** The paper's codebook counts timesteps of T_max = 1000 (a stride of 20 is a 50-step
 chain). Our model is sampled with 2–20 steps, so the codebook is scaled: with ``steps`` = N, a tile that is
-growing at every step takes N steps and one that is stable at every step about (N − 1)·c_min/c_max + 1:
+growing at every step takes N steps with the paper's codebook (smallest stride 5) and one that is stable at every
+step about (N − 1)/4 + 1:
 
-    Δu_j = c_j / (c_min · (N − 1)),    u ∈ [0, 1] the tile's progress,   t = warp(u)
+    Δu_j = c_j / (5 · (N − 1)),    u ∈ [0, 1] the tile's progress,   t = warp(u)
 
 where warp is the base schedule's shape — ``linspace`` (t = (T − 1)(1 − u)) or an optimised preset (its family
 point at N, e.g. the power or Karras curve of ``balanced``), so strides move along the optimised schedule rather
@@ -141,9 +142,9 @@ class DTSSConfig:
             raise ValueError(f"first must index the codebook (-4 … 3), got {self.first}")
 
     def strides(self) -> tuple[float, ...]:
-        """Δu of each codebook entry (module docstring)."""
-        c_min = self.codebook[0]
-        return tuple(c / (c_min * (self.steps - 1)) for c in self.codebook)
+        """Δu of each codebook entry (module docstring): c_j / (c_ref · (N − 1)) with c_ref = 5, the paper's
+        smallest stride, for every codebook (so an all-large codebook really takes large strides)."""
+        return tuple(c / (PAPER_CODEBOOK[0] * (self.steps - 1)) for c in self.codebook)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -11,8 +11,9 @@ and the information gain of the step is its change squashed to [−1, 1],
 
 DTSS needs the two perspectives apart, so this module reports I^FR_i = tanh(R^FR_i − R^FR_{i−1}) and
 I^NR_i = tanh(R^NR_i − R^NR_{i−1}) as well as I_i. As the paper prescribes, the no-reference metrics count only in
-the **second half** of the trajectory (t < ``nr_from``, T/2 by default): before that I^NR = 0 (and the NR term is
-left out of R, so switching it on does not read as a gain).
+the **second half** of the trajectory (t < ``nr_from``, T/2 by default): before that I^NR = 0 and the NR term is
+left out of I. R^NR is still computed at every step, so the first step of the second half compares with the
+estimate before it.
 
 **What f_i and o are here.** The paper computes the metrics between the denoising feature and the original image
 feature in a latent space. Our model works in pixels, and what a tile has after a step is its clean estimate x̂0,
@@ -191,10 +192,13 @@ class GainMeter:
         self.seconds = 0.0
 
     def update(self, tile: int, f: torch.Tensor, o: torch.Tensor | None, t: int) -> tuple[Gain, Representation]:
-        """Score estimate ``f`` (3, h, w) in [0, 1] of ``tile`` made at timestep ``t`` against ``o`` (3, h, w)."""
+        """Score estimate ``f`` (3, h, w) in [0, 1] of ``tile`` made at timestep ``t`` against ``o`` (3, h, w).
+
+        R^NR is computed at every step (so the first step of the second half has a predecessor to compare with),
+        but I^NR counts, in I^NR and in I, only at steps with t < ``nr_from``."""
         start = time.perf_counter()
         nr_on = self.config.nr_active(t)
-        rep = representation(f[None], None if o is None else o[None], self.config, nr=nr_on)
+        rep = representation(f[None], None if o is None else o[None], self.config, nr=bool(self.config.nr))
         r_fr = float(rep.fr[0])
         r_nr = None if rep.nr is None else float(rep.nr[0])
         last = self._last.get(tile)
@@ -203,11 +207,11 @@ class GainMeter:
             gain = Gain(0.0, 0.0, 0.0, nr_on)
         else:
             i_fr = float(information_gain(r_fr, last[0])) if self.config.fr else 0.0
-            both_nr = r_nr is not None and last[1] is not None
-            i_nr = float(information_gain(r_nr, last[1])) if both_nr else 0.0  # type: ignore[arg-type]
-            total_new = r_fr + (r_nr if both_nr else 0.0)  # type: ignore[operator]
-            total_old = last[0] + (last[1] if both_nr else 0.0)  # type: ignore[operator]
-            gain = Gain(i_fr, i_nr, float(information_gain(total_new, total_old)), both_nr)
+            use_nr = nr_on and r_nr is not None and last[1] is not None
+            i_nr = float(information_gain(r_nr, last[1])) if use_nr else 0.0  # type: ignore[arg-type]
+            total_new = r_fr + (r_nr if use_nr else 0.0)  # type: ignore[operator]
+            total_old = last[0] + (last[1] if use_nr else 0.0)  # type: ignore[operator]
+            gain = Gain(i_fr, i_nr, float(information_gain(total_new, total_old)), use_nr)
         self.seconds += time.perf_counter() - start
         return gain, rep
 

@@ -168,19 +168,20 @@ def collect_gain_data(model, config: GainDataConfig | None = None, gain: GainCon
             hr01 = (hr + 1) / 2
             # f_0 = up(LR), the estimate before any step (a residual model's x̂0 = 0): the first step's gain is
             # measured from it, as DynamicStrides does at inference
-            last: dict[str, Any] = {"f": o, "fr_in": representation(o, o, gain_in, nr=False).fr,
-                                    "fr_hr": representation(o, hr01, gain_hr, nr=False).fr, "nr": None}
+            rep0 = representation(o, o, gain_in, nr=bool(g.nr))
+            last: dict[str, Any] = {"f": o, "fr_in": rep0.fr, "fr_hr": representation(o, hr01, gain_hr, nr=False).fr,
+                                    "nr": rep0.nr}
             for state in iterate_tiles(model, cond, policy=UniformDDIM(n, sched), tile=c.crop, overlap=0,
                                        seed=c.seed + s0 + 1000 * r, precision=c.precision):
                 t_step = int(state.steps[0]["t"])
                 x0 = torch.stack([ts.x0 for ts in state.tiles]).float()
                 f = ((model.output(x0, up) + 1) / 2).clamp(0, 1)
                 nr_on = g.nr_active(t_step)
-                rep_in = representation(f, o, gain_in, nr=nr_on)
+                rep_in = representation(f, o, gain_in, nr=bool(g.nr))  # R^NR at every step, I^NR counted if nr_on
                 rep_hr = representation(f, hr01, gain_hr, nr=False)
                 cur = {"f": f, "fr_in": rep_in.fr, "fr_hr": rep_hr.fr, "nr": rep_in.nr}
                 if last:
-                    both_nr = cur["nr"] is not None and last["nr"] is not None
+                    both_nr = nr_on and cur["nr"] is not None and last["nr"] is not None
                     rows["f"].append(_u8(f))
                     rows["prev"].append(_u8(last["f"]))
                     rows["o"].append(_u8(o))

@@ -75,16 +75,24 @@ def policy_for_model(kind: str, config: AdaptiveConfig | None, model, *, tile: i
 
 
 def dtss_for_model(config: AdaptiveConfig, model, *, schedule: str | Schedule = "linspace", signal: str | None = None,
-                   codebook: tuple[int, ...] | None = None, gain=None):
+                   codebook: tuple[int, ...] | None = None, gain=None, pfj: bool | None = None):
     """AdaDiffSR's :class:`~adasr.adaptive.dtss.DynamicStrides` for ``model``: N = ``config.n_max`` (an
     always-growing tile's steps), τ = ``config.tau``, the gain from ``signal`` (default ``config.gain``; the
-    shipped MMLE regressor for ``regressor``), strides along ``schedule``'s shape."""
+    shipped MMLE regressor for ``regressor``), strides along ``schedule``'s shape. ``pfj`` (default: whether the
+    model's network is a :class:`~adasr.adaptive.pfj.PFJUNet`) feeds each tile's gain to the network."""
     from .dtss import PAPER_CODEBOOK, DTSSConfig, DynamicStrides
     from .information_gain import GainConfig
     from .mmle import load_mmle_regressor
+    from .pfj import PFJUNet
+
+    is_pfj = isinstance(model.unet, PFJUNet)
+    if pfj is None:
+        pfj = is_pfj
+    if pfj and not is_pfj:
+        raise ValueError("pfj=True needs a model whose network is a PFJUNet (adasr.adaptive.pfj.with_pfj)")
 
     sig = signal or config.gain
     gain = gain or GainConfig(scale=model.config.scale)
     dc = DTSSConfig(tau=config.tau, codebook=codebook or PAPER_CODEBOOK, steps=config.n_max, signal=sig, gain=gain)
     reg = load_mmle_regressor() if sig == "regressor" else None
-    return DynamicStrides(dc, base=schedule, to_image=model.output, regressor=reg)
+    return DynamicStrides(dc, base=schedule, to_image=model.output, regressor=reg, pfj=pfj)

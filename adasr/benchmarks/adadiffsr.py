@@ -147,6 +147,10 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     tiles = sum(r["tiles"] for r in rows)
     evals = sum(r["tile_evaluations"] for r in rows)
     out: dict[str, Any] = {"tiles": tiles, "tile_evaluations": evals, "mean_steps_per_tile": evals / tiles}
+    per_tile = [k for r in rows for k in r.get("steps_per_tile", [])]
+    if per_tile:  # how adaptive the arm was: the spread of steps over all tiles
+        out["steps_min"], out["steps_max"] = int(min(per_tile)), int(max(per_tile))
+        out["steps_std"] = float(np.std(per_tile))
     for k in ("macs", "unet_macs", "signal_macs", "seconds", "signal_seconds", "signal_calls"):
         out[k] = float(sum(r.get(k, 0) for r in rows))
     for k in ("psnr_y", "ssim_y", "lpips", "brisque", "seam_score"):
@@ -162,15 +166,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--full", default="astronaut", help="the full held-out image also run ('' for none)")
     p.add_argument("--tile", type=int, default=DEFAULT_TILE)
     p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
-    p.add_argument("--dtss-steps", type=int, nargs="+", default=[4, 6, 8, 12, 16, 20],
-                   help="N of the DTSS arms (an always-growing tile's steps)")
+    p.add_argument("--dtss-steps", type=int, nargs="+", default=[8, 12, 16, 20, 30, 40],
+                   help="N of the DTSS arms with the regressor (an always-growing tile's steps)")
+    p.add_argument("--signal-steps", type=int, nargs="+", default=[20],
+                   help="N of the DTSS arms with the computed metrics and the oracle signal")
+    p.add_argument("--ablation-steps", type=int, default=20, help="N of the ablations (linspace base)")
     p.add_argument("--linspace-n", type=int, nargs="+", default=list(range(1, 21)),
                    help="N of the uniform linspace curve (the oracle's options)")
     p.add_argument("--balanced-n", type=int, nargs="+", default=list(range(1, 11)),
                    help="N of the uniform balanced curve (the oracle's options)")
     p.add_argument("--budgets", type=float, nargs="+", default=[2, 3, 4, 5, 6, 8, 10],
                    help="mean budgets (tile-evaluations per tile) of the oracle frontier")
-    p.add_argument("--pfj", default="runs/pfj/report.json", help="PFJ vs concat report (tools/finetune_pfj.py)")
+    p.add_argument("--pfj", default="runs/pfj", help="folder of tools/finetune_pfj.py's report.json and eval.json "
+                   "(PFJ vs concat; included in the result when present)")
     p.add_argument("--quick", action="store_true", help="a small run: crops only, fewer N (for checks)")
     add_device_arguments(p)
 
@@ -244,7 +252,7 @@ def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
     arms = _Arms(model, images, tile=tile, overlap=overlap, seed=args.seed, precision=precision, log=log)
     lin_n = [1, 2, 3, 4, 6, 10] if args.quick else args.linspace_n
     bal_n = [1, 2, 3, 4] if args.quick else args.balanced_n
-    dtss_n = [4, 8] if args.quick else args.dtss_steps
+    dtss_n = [8, 20] if args.quick else args.dtss_steps
 
     # 1. the controls and the ceiling
     log(f"oracle: uniform runs of linspace {lin_n} and balanced {bal_n} on {list(images)}")
@@ -273,7 +281,7 @@ def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
             results.append(arms.run(f"dtss-regressor/{base}/N={n}", _dtss(model, n, base, "regressor"),
                                     signal_macs_per_call=reg_macs,
                                     extra={"kind": "dtss", "signal": "regressor", "base": base, "n": n}))
-    metric_n = [n for n in dtss_n if n in (6, 12)] or dtss_n[:1]
+    metric_n = [8] if args.quick else args.signal_steps
     for base in ("linspace", "balanced"):
         for n in metric_n:
             for signal in ("metrics", "oracle"):
@@ -288,8 +296,8 @@ def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
     for r in results:
         r["controls"] = equal_budget_controls(r, oracle)
 
-    # 4. ablations (crops only, linspace base, N = 12 unless quick)
-    na = 8 if args.quick else 12
+    # 4. ablations (crops only, linspace base, N = --ablation-steps)
+    na = 8 if args.quick else args.ablation_steps
     ablations: dict[str, list[dict[str, Any]]] = {"codebook": [], "metrics": [], "signal": [], "integration": []}
     for cb in ((5, 5, 5, 5), (5, 10, 15, 20), (20, 20, 20, 20)):
         ablations["codebook"].append(arms.run(f"codebook {cb}", _dtss(model, na, "linspace", "regressor", codebook=cb),
@@ -301,10 +309,10 @@ def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
         ablations["metrics"].append(arms.run(f"metrics {label}", _dtss(model, na, "linspace", "metrics", gain=g),
                                              names=crops, signal_macs_per_call=metric_macs,
                                              extra={"metrics": label}))
-    for signal in ("regressor", "metrics"):
-        ablations["signal"].append(arms.run(f"signal {signal}", _dtss(model, na, "linspace", signal), names=crops,
-                                            signal_macs_per_call=reg_macs if signal == "regressor" else metric_macs,
-                                            extra={"signal": signal}))
+    ablations["signal"].append(arms.run("signal regressor", _dtss(model, na, "linspace", "regressor"), names=crops,
+                                        signal_macs_per_call=reg_macs, extra={"signal": "regressor"}))
+    both = ablations["metrics"][-1]  # FR + NR with the computed metrics: the same run as the metrics signal
+    ablations["signal"].append({**both, "arm": "signal metrics", "signal": "metrics", "same_as": both["arm"]})
     for integrate in ("final", "shared-t"):
         ablations["integration"].append(arms.run(
             f"integrate {integrate} (dtss)", _dtss(model, na, "linspace", "regressor"), integrate=integrate,
@@ -317,8 +325,11 @@ def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
             r["controls"] = equal_budget_controls(r, oracle)
 
     pfj = None
-    if args.pfj and Path(args.pfj).exists():
-        pfj = json.loads(Path(args.pfj).read_text())
+    folder = Path(args.pfj) if args.pfj else None
+    if folder is not None and (folder / "eval.json").exists():
+        pfj = {"source": str(folder), "eval": json.loads((folder / "eval.json").read_text()),
+               "training": json.loads((folder / "report.json").read_text())
+               if (folder / "report.json").exists() else None}
 
     reg_points = [r for r in results if r.get("signal") == "regressor"]
     in_range = [r for r in reg_points if TARGET_BUDGET_RANGE[0] <= r["mean_steps_per_tile"] <= TARGET_BUDGET_RANGE[1]]
@@ -336,7 +347,8 @@ def _row(r: Mapping[str, Any]) -> str:
     c = r.get("controls", {})
     gaps = c.get("gap_lpips", {})
     share = c.get("oracle_share")
-    return (f"{r['arm']:<32} {r['mean_steps_per_tile']:6.2f} {r['seconds']:7.1f} {r['psnr_y']:7.2f} "
+    spread = f"{r.get('steps_min', 0)}–{r.get('steps_max', 0)}"
+    return (f"{r['arm']:<32} {r['mean_steps_per_tile']:6.2f} {spread:>6} {r['seconds']:7.1f} {r['psnr_y']:7.2f} "
             f"{r['lpips']:.4f} {r.get('brisque', float('nan')):6.1f} "
             f"{gaps.get('linspace', float('nan')):+.4f} {gaps.get('balanced', float('nan')):+.4f} "
             f"{'' if share is None else f'{share:+.2f}'}")
@@ -358,7 +370,7 @@ def format_result(result: Mapping[str, Any]) -> str:
         ratio = (f"{h['cost_ratio']:.2f}×" if h.get("cost_ratio") is not None
                  else f"> {h['cost_ratio_at_least']:.1f}× (not reached)")
         lines.append(f"  b={h['budget']:g}: {h['lpips_diff']:+.4f}, {h['psnr_y_diff']:+.2f} dB, {ratio}")
-    head = (f"\n{'arm':<32} {'steps':>6} {'s':>7} {'PSNR-Y':>7} {'LPIPS':>6} {'BRISQ':>6} "
+    head = (f"\n{'arm':<32} {'steps':>6} {'range':>6} {'s':>7} {'PSNR-Y':>7} {'LPIPS':>6} {'BRISQ':>6} "
             f"{'Δlin':>7} {'Δbal':>7} share")
     lines.append(head)
     for r in result["arms"]:
@@ -368,6 +380,13 @@ def format_result(result: Mapping[str, Any]) -> str:
         for r in rows:
             extra = f" seams {r['seam_score']:.3f}" if "seam_score" in r and name == "integration" else ""
             lines.append(_row(r) + extra)
+    pfj = result.get("pfj")
+    if pfj and pfj.get("eval"):
+        lines.append(f"\nPFJ vs concatenation (tools/finetune_pfj.py, {pfj['source']}): mean over the crops")
+        for name, r in pfj["eval"]["runs"].items():
+            m = r["mean"]
+            lines.append(f"  {name:<16} PSNR-Y {m['psnr_y']:.2f}  LPIPS {m['lpips']:.4f}  BRISQUE {m['brisque']:.1f}  "
+                         f"NIQE {m['niqe']:.2f}  tile-evals {m['tile_evaluations']:.0f}")
     sc = result["signal_cost"]
     lines.append(f"\nGain signal per tile: regressor {sc['regressor_macs_per_call'] / 1e6:.1f} MMACs, metrics "
                  f"{sc['metrics_macs_per_call'] / 1e6:.1f} MMACs (+ BRISQUE/NIQE in wall clock), one UNet "
