@@ -179,10 +179,15 @@ COURSE: tuple[Notebook, ...] = (
         "replay the rule on a recorded uniform run and say why it loses to uniform DDIM at equal budget",
         "list what AdaSR's README claims, what its code does and what we measure",
     ), requires=("03", "05"), recommends=("90",), reading=("adasr", "sr3", "tweedie")),
-    Notebook("07", "AdaDiffSR", "planned", (
-        "run AdaDiffSR's region-aware dynamic timestep skipping as a policy of the tile sampler and compare it with "
-        "uniform DDIM at the same budget",
-    ), requires=("05", "06"), reading=("adadiffsr",)),
+    Notebook("07", "AdaDiffSR and the oracle", "ready", (
+        "compute a tile's information gain I = tanh(R_i − R_{i−1}) from normalised FR and NR metrics, and say what "
+        "f_i and o are at inference and for the oracle",
+        "classify a tile as growing, stable or saturated from (I^FR, I^NR) and τ, and turn the class into a stride "
+        "on our budget",
+        "solve the hindsight oracle's multiple-choice knapsack for a toy set of tiles by hand and with the package",
+        "read DTSS's cost and quality against the equal-budget controls and the oracle's ceiling, and say whether it "
+        "beats them",
+    ), requires=("05", "06"), recommends=("02",), reading=("adadiffsr",)),
     Notebook("08–09", "Feature reuse, sparse momentum", "planned", (
         "count the MACs that encoder reuse (decoder mode) and DeepCache (shallow mode) save per tile-evaluation, "
         "and measure what the reuse costs in LPIPS",
