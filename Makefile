@@ -49,18 +49,20 @@ figures: $(STAMP)
 	$(BIN)/python tools/run_notebooks.py notebooks/[0-9][0-9]_*.ipynb notebooks/solutions/*.ipynb
 	$(BIN)/adasr bench adaptive --replot benchmarks/results/adaptive.json --figure figures/bench_adaptive_curve.png
 	$(BIN)/adasr bench schedules --replot benchmarks/results/schedules.json --figure figures/bench_schedules.png
+	$(BIN)/adasr bench adadiffsr --replot benchmarks/results/adadiffsr.json --figure figures/bench_adadiffsr.png
 	$(MAKE) demo
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
-## Every benchmark, one after another (adasr.benchmarks; about 20 min on 2 CPU cores): quality and speed print their
-## tables; adaptive and quant also rewrite the committed results (benchmarks/results/*.json, the speed–quality figure).
+## Every benchmark, one after another (adasr.benchmarks; about an hour on 2 CPU cores): quality and speed print their
+## tables; adaptive, quant and adadiffsr also rewrite the committed results (benchmarks/results/*.json, figures).
 bench: $(STAMP)
 	$(BIN)/adasr bench quality
 	$(BIN)/adasr bench speed
 	$(BIN)/adasr bench adaptive --json benchmarks/results/adaptive.json --figure figures/bench_adaptive_curve.png
 	$(BIN)/adasr bench quant --json benchmarks/results/quant.json
+	$(BIN)/adasr bench adadiffsr --json benchmarks/results/adadiffsr.json --figure figures/bench_adadiffsr.png
 
 clean:
 	rm -rf out .pytest_cache

@@ -270,3 +270,16 @@ def test_measure_tile_curves_with_the_shipped_model():
         assert p["objective"] <= min(curves.lpips[:, o].mean() for o in affordable) + 1e-12
     h = O.headroom(uni, pts)
     assert h[0]["cost_ratio"] == pytest.approx(1.0) and h[0]["lpips_diff"] == pytest.approx(0.0)
+
+
+def test_seed_oracle_picks_each_tiles_best_seed_at_the_cost_of_one_run(make_tiny_model):
+    from adasr.adaptive.oracle import Option, seed_oracle
+
+    model = make_tiny_model(tile=32)
+    hr = (np.random.default_rng(3).random((56, 56, 3)) * 255).astype(np.uint8)
+    r = seed_oracle(model, hr, Option("linspace", 2), [0, 1, 2], tile=32, overlap=8, precision="fp32")
+    n_tiles = len(r["chosen_seeds"])
+    assert r["tile_evaluations"] == 3 * 2 * n_tiles  # three runs of N = 2 on every tile
+    assert set(r["chosen_seeds"]) <= {0, 1, 2} and len(r["per_seed"]) == 3
+    assert r["seed_mean"]["lpips"] == pytest.approx(np.mean([p["lpips"] for p in r["per_seed"]]))
+    json.dumps(r)

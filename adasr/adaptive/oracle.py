@@ -722,6 +722,43 @@ def run_oracle(model: Any, images: Mapping[str, np.ndarray],
     })
 
 
+def mean_curves(per_image: Sequence[Mapping[str, Mapping[str, Sequence[float]]]]) -> dict[str, dict[str, list]]:
+    """Uniform curves (:func:`uniform_curves`) averaged over images, e.g. a subset of a :func:`run_oracle` result's
+    ``images[name]["uniform"]``."""
+    return _mean_curves(per_image)
+
+
+def mean_points(per_image: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """Oracle points (:func:`oracle_frontier`) averaged over images per budget."""
+    return _mean_points(per_image)
+
+
+def seed_oracle(model: Any, hr_uint8: np.ndarray, option: Option, seeds: Sequence[int], *, tile: int = DEFAULT_TILE,
+                overlap: int = DEFAULT_OVERLAP, precision: str | None = None, eta: float | None = None,
+                store_dtype: torch.dtype = torch.float16) -> dict[str, Any]:
+    """Selection without adaptivity: ``option`` (one schedule and N) run once per seed of ``seeds``; per tile the
+    seed whose result has the lowest LPIPS against the HR; the chosen tiles merged and scored like the oracle's.
+
+    Every choice costs N tile-evaluations per tile, as the single run does, so the gain of the best-seed image
+    over the seeds' own images is what choosing among samples with hindsight buys *without changing any tile's
+    schedule*: the part of the hindsight oracle's headroom (:func:`oracle_frontier`, which also chooses among
+    samples) that no schedule policy can claim. Returns {"option", "seeds", "per_seed": image metrics of each
+    seed's run, "seed_mean", "best": image metrics of the per-tile best seed, "chosen_seeds", "tile_evaluations"}.
+    """
+    runs = [measure_tile_curves(model, hr_uint8, [option], tile=tile, overlap=overlap, seed=int(s),
+                                precision=precision, eta=eta, store_dtype=store_dtype) for s in seeds]
+    first = runs[0]
+    curves = TileCurves([Option(option.family, option.n) for _ in seeds],
+                        np.concatenate([r.lpips for r in runs], axis=1), np.concatenate([r.psnr_y for r in runs], axis=1),
+                        torch.cat([r.tile_images for r in runs]), first.grid, first.hr, first.size, first.merge)
+    per_seed = [curves.score([j] * curves.n_tiles) for j in range(len(seeds))]
+    best = curves.lpips.argmin(axis=1)
+    return {"option": [option.family, option.n], "seeds": [int(s) for s in seeds], "per_seed": per_seed,
+            "seed_mean": {k: float(np.mean([p[k] for p in per_seed])) for k in IMAGE_METRICS},
+            "best": curves.score(best.tolist()), "chosen_seeds": [int(seeds[j]) for j in best],
+            "tile_evaluations": int(sum(r.tile_evaluations for r in runs))}
+
+
 def _json(x: Any) -> Any:
     """numpy / tuples → plain JSON types; non-finite floats → None."""
     if isinstance(x, Mapping):
@@ -774,6 +811,6 @@ def format_oracle(r: Mapping[str, Any]) -> str:
 
 __all__ = ["DEFAULT_FAMILIES", "DEFAULT_MEAN_BUDGETS", "HEADROOM_KEYS", "IMAGE_METRICS", "KnapsackSolution",
            "METRICS", "Option", "SHAVE", "TileCurves", "best_within", "family_options", "format_oracle", "headroom",
-           "image_metrics", "mean_headroom", "measure_tile_curves", "merge_tile_images", "multiple_choice_knapsack",
-           "oracle_frontier", "run_oracle", "score_tiles", "steps_to_reach", "tile_image_values", "total_budget",
-           "uniform_curves"]
+           "image_metrics", "mean_curves", "mean_headroom", "mean_points", "measure_tile_curves", "merge_tile_images",
+           "multiple_choice_knapsack", "oracle_frontier", "run_oracle", "score_tiles", "seed_oracle", "steps_to_reach",
+           "tile_image_values", "total_budget", "uniform_curves"]

@@ -180,6 +180,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pfj", default="runs/pfj", help="folder of tools/finetune_pfj.py's report.json and eval.json "
                    "(PFJ vs concat; included in the result when present)")
     p.add_argument("--quick", action="store_true", help="a small run: crops only, fewer N (for checks)")
+    p.add_argument("--figure", default=None, metavar="PNG",
+                   help="also draw the cost–quality figure (adasr.viz.adadiffsr.cost_quality_figure) to this file")
     add_device_arguments(p)
 
 
@@ -191,11 +193,18 @@ def _dtss(model, n: int, base: str, signal: str, *, codebook=None, gain=None, ta
     return lambda: dtss_for_model(cfg, model, schedule=base, signal=signal, codebook=codebook, gain=gain)
 
 
-def oracle_curves(oracle: Mapping[str, Any]) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[float]]]:
-    """(uniform curves by family, oracle frontier as a curve over mean steps), both averaged over the images, from
-    a :func:`~adasr.adaptive.oracle.run_oracle` result."""
-    uniform = oracle["mean"]["uniform"]
-    pts = [p for p in oracle["mean"]["oracle"] if p.get("feasible", True)]
+def oracle_curves(oracle: Mapping[str, Any], names: Sequence[str] | None = None
+                  ) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[float]]]:
+    """(uniform curves by family, oracle frontier as a curve over mean steps), both averaged over the images
+    ``names`` (default: all), from a :func:`~adasr.adaptive.oracle.run_oracle` result."""
+    from ..adaptive.oracle import mean_curves, mean_points
+
+    if names is None or list(names) == list(oracle["images"]):
+        uniform, points = oracle["mean"]["uniform"], oracle["mean"]["oracle"]
+    else:
+        uniform = mean_curves([oracle["images"][n]["uniform"] for n in names])
+        points = mean_points([oracle["images"][n]["oracle"] for n in names])
+    pts = [p for p in points if p.get("feasible", True)]
     frontier = {"steps": [float(p["mean_steps"]) for p in pts],
                 **{k: [float(p[k]) for p in pts] for k in ("psnr_y", "ssim_y", "lpips")}}
     return uniform, frontier
@@ -207,13 +216,21 @@ def equal_budget_controls(arm: Mapping[str, Any], oracle: Mapping[str, Any]) -> 
     over the best uniform control that the arm captures."""
     from ..adaptive.equal_budget import uniform_at
 
+    from ..adaptive.oracle import best_within
+
     m = float(arm["mean_steps_per_tile"])
-    uniform, fr = oracle_curves(oracle)
-    out: dict[str, Any] = {"n": m, "families": {}}
+    names = [r["image"] for r in arm["images"]] if arm.get("images") else None
+    uniform, fr = oracle_curves(oracle, names)
+    out: dict[str, Any] = {"n": m, "images": names, "families": {}}
     for fam, curve in uniform.items():
         c = {k: uniform_at(curve, m, k) for k in ("psnr_y", "ssim_y", "lpips")}
         c["in_range"] = min(curve["steps"]) <= m <= max(curve["steps"])
         out["families"][fam] = c
+    # the stronger control: the best uniform schedule of any family and N costing no more than the arm
+    within = {f: best_within(c, m, "lpips") for f, c in uniform.items()}
+    fam_w = min(within, key=lambda f: within[f][0])
+    out["best_within"] = {"family": fam_w, "n": within[fam_w][1], "lpips": within[fam_w][0],
+                          "gap_lpips": arm["lpips"] - within[fam_w][0]}
     best_lpips = min(out["families"].values(), key=lambda c: c["lpips"])
     orc = {k: uniform_at(fr, m, k) for k in ("psnr_y", "lpips")}
     out["oracle"] = orc
@@ -260,6 +277,20 @@ def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
                         mean_budgets=args.budgets, tile=tile, overlap=overlap, seed=args.seed, precision=precision,
                         progress=False, log=log)
     log(f"oracle done ({time.perf_counter() - t0:.0f} s)")
+    from ..adaptive.oracle import Option, seed_oracle
+
+    seeds = list(range(4 if args.quick else 8))
+    selection: dict[str, Any] = {}
+    for n in (2, 4):
+        per = {name: seed_oracle(model, hr, Option("balanced", n), seeds, tile=tile, overlap=overlap,
+                                 precision=precision) for name, hr in images.items()}
+        selection[f"balanced-{n}"] = {
+            "per_image": per, "seeds": seeds,
+            "mean_seed": {k: float(np.mean([p["seed_mean"][k] for p in per.values()])) for k in ("lpips", "psnr_y")},
+            "mean_best": {k: float(np.mean([p["best"][k] for p in per.values()])) for k in ("lpips", "psnr_y")}}
+        sel = selection[f"balanced-{n}"]
+        log(f"seed oracle balanced-{n} over {len(seeds)} seeds: LPIPS {sel['mean_seed']['lpips']:.4f} (mean seed) → "
+            f"{sel['mean_best']['lpips']:.4f} (best seed per tile)")
 
     # the gain signal's cost per call, beside one UNet tile-evaluation
     reg = load_mmle_regressor()
@@ -338,7 +369,8 @@ def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
                "met": len(met) >= TARGET_POINTS, "needed": TARGET_POINTS}
     return {"benchmark": "adadiffsr", "command": "adasr bench adadiffsr" + (" --quick" if args.quick else ""),
             "machine": machine_info(device, precision), "seed": args.seed, "tile": tile, "overlap": overlap,
-            "images": list(images), "crops": crops, "oracle": oracle, "signal_cost": signal_cost,
+            "images": list(images), "crops": crops, "oracle": oracle, "seed_oracle": selection,
+            "signal_cost": signal_cost,
             "arms": results, "ablations": ablations, "pfj": pfj, "targets": targets, "paper": PAPER,
             "seconds": time.perf_counter() - t0}
 
@@ -351,7 +383,8 @@ def _row(r: Mapping[str, Any]) -> str:
     return (f"{r['arm']:<32} {r['mean_steps_per_tile']:6.2f} {spread:>6} {r['seconds']:7.1f} {r['psnr_y']:7.2f} "
             f"{r['lpips']:.4f} {r.get('brisque', float('nan')):6.1f} "
             f"{gaps.get('linspace', float('nan')):+.4f} {gaps.get('balanced', float('nan')):+.4f} "
-            f"{'' if share is None else f'{share:+.2f}'}")
+            f"{'' if share is None else f'{share:+.2f}':>5}  "
+            f"{c.get('best_within', {}).get('gap_lpips', float('nan')):+.4f}")
 
 
 def format_result(result: Mapping[str, Any]) -> str:
@@ -370,8 +403,12 @@ def format_result(result: Mapping[str, Any]) -> str:
         ratio = (f"{h['cost_ratio']:.2f}×" if h.get("cost_ratio") is not None
                  else f"> {h['cost_ratio_at_least']:.1f}× (not reached)")
         lines.append(f"  b={h['budget']:g}: {h['lpips_diff']:+.4f}, {h['psnr_y_diff']:+.2f} dB, {ratio}")
+    for key, sel in result.get("seed_oracle", {}).items():
+        lines.append(f"Seed oracle {key} (same schedule, per-tile best of {len(sel['seeds'])} seeds): LPIPS "
+                     f"{sel['mean_seed']['lpips']:.4f} → {sel['mean_best']['lpips']:.4f}, PSNR-Y "
+                     f"{sel['mean_seed']['psnr_y']:.2f} → {sel['mean_best']['psnr_y']:.2f}")
     head = (f"\n{'arm':<32} {'steps':>6} {'range':>6} {'s':>7} {'PSNR-Y':>7} {'LPIPS':>6} {'BRISQ':>6} "
-            f"{'Δlin':>7} {'Δbal':>7} share")
+            f"{'Δlin':>7} {'Δbal':>7} share  Δbest≤")
     lines.append(head)
     for r in result["arms"]:
         lines.append(_row(r))

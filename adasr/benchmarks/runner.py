@@ -186,6 +186,12 @@ def run(args: argparse.Namespace, log: Log | None = None) -> int:
             save_curve_figure(result, args.figure)
         elif result.get("benchmark") == "schedules":
             save_schedules_figure(result, args.figure)
+        elif result.get("benchmark") == "adadiffsr":
+            from ..viz.adadiffsr import cost_quality_figure
+            from ..viz.common import savefig
+
+            p = Path(args.figure)
+            savefig(cost_quality_figure(result), p.stem, p.parent)
     return 0
 
 
