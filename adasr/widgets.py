@@ -91,3 +91,42 @@ def explore(fn: Callable[..., Any], *, manual: bool = False, height: str | None 
             widget.observe(render, names="value")
         render()
     return w.VBox([w.HBox(children, layout=w.Layout(flex_flow="row wrap")), out])
+
+
+#: τ values offered by :func:`dtss_controls` (the paper's 5·10⁻³ among them).
+DTSS_TAUS: tuple[float, ...] = (0.0001, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+#: stride codebooks offered by :func:`dtss_controls`: the paper's and the ablation's all-small / all-large / larger.
+DTSS_CODEBOOKS: tuple[tuple[int, int, int, int], ...] = ((5, 10, 15, 20), (5, 5, 5, 5), (20, 20, 20, 20),
+                                                           (10, 15, 20, 25), (5, 20, 20, 20))
+
+
+def dtss_controls(*, tau: float = 5e-3, codebook: tuple[int, ...] = (5, 10, 15, 20), nr_share: float = 0.5,
+                  signal: str = "regressor", image: str | None = None, images: list[str] | None = None,
+                  steps: int | None = None) -> dict[str, Any]:
+    """The controls of AdaDiffSR's DTSS for :func:`explore` (notebook 07): ``tau`` (a selection slider over
+    :data:`DTSS_TAUS`, plus ``tau`` if it is not there), ``codebook`` (a dropdown of :data:`DTSS_CODEBOOKS`, plus
+    ``codebook``), ``nr_share`` (the NR metrics' share λ of the weights, 0 … 1: ω_FR = 2(1 − λ)/|FR| each,
+    ω_NR = 2λ/|NR| each, so λ = 0.5 is the package default of each group summing to 1), ``signal`` (``regressor``
+    / ``metrics``; the weights only act on the computed metrics) and, if given, ``image`` (a dropdown of
+    ``images``) and ``steps`` (N, an int slider 2 … 20).
+
+    Returns {name: widget}, to be passed as ``explore(fn, manual=True, **dtss_controls())``; the starting values
+    are the arguments (the package defaults unless told otherwise)."""
+    w = _ipywidgets()
+    taus = sorted(set(DTSS_TAUS) | {float(tau)})
+    books = list(DTSS_CODEBOOKS) if tuple(codebook) in DTSS_CODEBOOKS else [tuple(codebook), *DTSS_CODEBOOKS]
+    controls: dict[str, Any] = {
+        "tau": w.SelectionSlider(options=[(f"{v:g}", v) for v in taus], value=float(tau), description="τ"),
+        "codebook": w.Dropdown(options=[(", ".join(map(str, b)), tuple(b)) for b in books], value=tuple(codebook),
+                               description="codebook"),
+        "nr_share": w.FloatSlider(value=float(nr_share), min=0.0, max=1.0, step=0.1, description="NR share λ"),
+        "signal": w.Dropdown(options=["regressor", "metrics"], value=signal, description="signal"),
+    }
+    if images:
+        controls["image"] = w.Dropdown(options=list(images), value=image or images[0], description="image")
+    if steps is not None:
+        controls["steps"] = w.IntSlider(value=int(steps), min=2, max=20, description="N")
+    for c in controls.values():
+        if "continuous_update" in c.traits():
+            c.continuous_update = False
+    return controls

@@ -36,7 +36,7 @@ def test_course_graph_draws_every_node_edge_and_note():
     labels = {t.get_gid(): t.get_text() for t in fig.axes[0].texts}
     assert labels["label:05"].startswith("05\n") and "allocation" in labels["label:05"]
     assert labels["note:01"] == "run 15 s"
-    planned = [p for p in fig.axes[0].patches if p.get_gid() == "node:07"][0]
+    planned = [p for p in fig.axes[0].patches if p.get_gid() == "node:11"][0]
     assert planned.get_linestyle() == "--"
 
 

@@ -168,7 +168,7 @@ def dtss_run_figure(records: Sequence[Sequence[Mapping[str, Any]]], grid, image:
                     n_max: int | None = None, summary: str = "", panel: float = 2.6) -> Figure:
     """Widget view of one DTSS run (notebook 07): (1) each tile's class at each of its steps (rows = tiles,
     columns = the tile's steps; 'done' after its last), with the codebook stride it chose written in the cell
-    (× where it stopped as saturated, · where it reached the end of the chain); (2) the steps each tile took, as an
+    (× where it stopped as saturated, "end" where it reached the end of the chain); (2) the steps each tile took, as an
     image-sized map (the tile nearest each pixel, :func:`~adasr.adaptive.allocation.tile_value_map`) with the count
     at each tile's centre; (3) the output ``image`` (uint8 (H, W, 3)) if given. ``summary`` is the title.
 
@@ -190,17 +190,13 @@ def dtss_run_figure(records: Sequence[Sequence[Mapping[str, Any]]], grid, image:
     for k, rec in enumerate(records):
         for j, r in enumerate(rec):
             mark = r.get("stride")
-            text = str(mark) if mark is not None else ("×" if r["class"] == "saturated" else "·")
+            text = str(mark) if mark is not None else ("×" if r["class"] == "saturated" else "end")
             ax.text(j, k, text, ha="center", va="center", fontsize=7, color="white")
     ax.set_xticks(range(cls.shape[1]), [str(j + 1) for j in range(cls.shape[1])], fontsize=7)
     ax.set_yticks(range(cls.shape[0]), [str(k) for k in range(cls.shape[0])], fontsize=7)
     ax.set_xlabel("step of the tile (number: next stride)", fontsize=8)
     ax.set_ylabel("tile", fontsize=8)
     ax.set_title("class per step", fontsize=9)
-    from matplotlib.patches import Patch
-
-    ax.legend(handles=[Patch(color=CLASS_COLOURS[n], label=n) for n in names], fontsize=6, loc="upper center",
-              bbox_to_anchor=(0.5, -0.32), ncol=2, frameon=False)
     m = tile_value_map([float(s) for s in steps], grid).numpy()
     im = axes[1].imshow(m, cmap="viridis", vmin=1, vmax=max(top, 2), interpolation="nearest")
     for k, (t, l) in enumerate(grid.positions):
@@ -215,9 +211,13 @@ def dtss_run_figure(records: Sequence[Sequence[Mapping[str, Any]]], grid, image:
     for a in axes[1:]:
         a.set_xticks([])
         a.set_yticks([])
+    from matplotlib.patches import Patch
+
+    fig.legend(handles=[Patch(color=CLASS_COLOURS[n], label=n) for n in names], loc="lower center", ncol=4,
+               fontsize=7, frameon=False)
     if summary:
         fig.suptitle(summary, fontsize=8.5)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
