@@ -12,6 +12,8 @@ inside); notebooks save it with :func:`savefig` into ``figures/NN_name.png``. Te
 * :mod:`adasr.viz.timesteps`  — schedules on λ(t), x̂0 along a chain, the schedule search's perception–distortion
   plane (notebook 02)
 * :mod:`adasr.viz.schedules`  — LPIPS vs N and the perception–distortion plane of ``adasr bench schedules``
+* :mod:`adasr.viz.adadiffsr`  — the cost–quality plane of ``adasr bench adadiffsr`` (uniform curves, the hindsight
+  oracle, DTSS and AdaSR), class maps over time, gain curves, the ablations, a DTSS run (notebook 07)
 * :mod:`adasr.viz.quant`      — quantizer levels, calibration error, I2B / L2B bit maps, AdaBM fine-tuning
   (notebook 10)
 """
