@@ -33,7 +33,8 @@ than along raw t. A tile ends at u = 1 (the base's last timestep, then the clean
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Literal
 
 import numpy as np
@@ -202,8 +203,7 @@ class DynamicStrides(Policy):
 
     def begin(self, num_tiles: int) -> None:
         c = self.config
-        self._run["meter"] = GainMeter(c.gain.__class__(**{**c.gain.__dict__,
-                                                          "reference": "hr" if c.signal == "oracle" else "input"}))
+        self._run["meter"] = GainMeter(replace(c.gain, reference="hr" if c.signal == "oracle" else "input"))
         self._run["records"] = [[] for _ in range(num_tiles)]
         self._run["best"] = {}
         self._run["prev_image"] = {}
@@ -229,8 +229,6 @@ class DynamicStrides(Policy):
 
     def _gain(self, tile: TileState, f: torch.Tensor) -> tuple[float, float, float]:
         """(I^FR, I^NR, R^NR or −inf) of the step ``tile`` just took, its new estimate's image ``f`` (3, h, w)."""
-        import time
-
         c = self.config
         t = tile.t
         start = time.perf_counter()

@@ -24,7 +24,7 @@ agreement (Spearman, class agreement) with the computed metrics and the oracle o
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -154,8 +154,8 @@ def collect_gain_data(model, config: GainDataConfig | None = None, gain: GainCon
     gen = torch.Generator().manual_seed(c.seed)
     hr_all = sampler.sample(c.crops, gen)
     rows: dict[str, list] = {k: [] for k in ("f", "prev", "o", "t", "crop", "run", "fr_hr", "fr_input", "nr", "nr_on")}
-    gain_in = GainConfig(**{**g.__dict__, "reference": "input"})
-    gain_hr = GainConfig(**{**g.__dict__, "reference": "hr", "nr": ()})
+    gain_in = replace(g, reference="input")
+    gain_hr = replace(g, reference="hr", nr=())
     total = len(c.runs) * math.ceil(c.crops / c.strip)
     bar = tqdm(total=total, desc="trajectories", disable=not progress)
     for r, (sched, n) in enumerate(c.runs):

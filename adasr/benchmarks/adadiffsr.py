@@ -71,15 +71,12 @@ class _Arms:
 
     def __init__(self, model, images: Mapping[str, np.ndarray], *, tile: int, overlap: int, seed: int,
                  precision: str, log: Log) -> None:
-        from ..data import downscale, to_tensor, upscale_bicubic
+        from ..data import make_pair, to_tensor
 
         self.model, self.images, self.tile, self.overlap = model, images, tile, overlap
         self.seed, self.precision, self.log = seed, precision, log
-        s = model.config.scale
         self.hr = {n: to_tensor(im) for n, im in images.items()}
-        self.up = {n: upscale_bicubic(downscale(h, s), s) for n, h in self.hr.items()}
-        self._lpips = None
-        self._unet_macs: dict[tuple[int, int], int] = {}
+        self.up = {n: make_pair(h, model.config.scale)[1] for n, h in self.hr.items()}
 
     def score(self, name: str, img: np.ndarray) -> dict[str, float]:
         from ..iqa import brisque
@@ -98,6 +95,7 @@ class _Arms:
         and their means (cost summed)."""
         from ..data import to_uint8
         from ..sampling.loop import sample_tiles
+        from ..sampling.seams import seam_score
         from ..sampling.tiles import TileGrid
 
         rows = []
@@ -125,15 +123,9 @@ class _Arms:
                 from ..adaptive.dtss import class_counts
 
                 row["classes"] = class_counts(mem["records"])
+            row["seam_score"] = float(seam_score(img, res.grid))
             if integrate != "final":
-                from ..sampling.seams import seam_score
-
-                row["seam_score"] = float(seam_score(img, res.grid))
                 row["merges"] = len(res.merges)
-            else:
-                from ..sampling.seams import seam_score
-
-                row["seam_score"] = float(seam_score(img, res.grid))
             rows.append(row)
         out = summarise(rows)
         out.update({"arm": label, "integrate": integrate, "images": rows, **(extra or {})})
@@ -297,11 +289,9 @@ def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
     reg_macs = macs_per_call(reg, (tile, tile))
     costs = metric_costs((tile, tile))
     metric_macs = int(sum(c.get("macs", 0) or 0 for c in costs.values()))
-    unet_macs = model.unet.__dict__.get("_macs_per_mode", {}).get(((tile, tile), "full"))
-    if unet_macs is None:
-        from ..sampling.denoiser import Denoiser
+    from ..sampling.denoiser import Denoiser
 
-        unet_macs = Denoiser(model.unet).macs("full", (tile, tile))
+    unet_macs = Denoiser(model.unet).macs("full", (tile, tile))  # measured once per network and shape, then cached
     signal_cost = {"regressor_macs_per_call": reg_macs, "metrics_macs_per_call": metric_macs,
                    "unet_macs_per_tile_evaluation": int(unet_macs), "metrics": costs}
 
