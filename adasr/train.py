@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from .acceleration.sparse import SparseConfig, SparseMomentum
 from .data import TRAIN_IMAGES, CropSampler
 from .models.edsr import EDSR, EDSRConfig
 from .runtime import autocast, resolve_device, resolve_precision
@@ -60,11 +61,17 @@ class TrainConfig:
     checkpoint_every: int = 250
     log_every: int = 25
     images: tuple[str, ...] = TRAIN_IMAGES
+    #: sparse momentum (:mod:`adasr.acceleration.sparse`): train with this fraction of the weights; None = dense
+    sparse: SparseConfig | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["model"] = self.model.to_dict()
         d["images"] = list(self.images)
+        if self.sparse is None:
+            d.pop("sparse")  # dense runs keep the dictionary they always had (their checkpoints resume)
+        else:
+            d["sparse"] = self.sparse.to_dict()
         return d
 
 
@@ -135,6 +142,14 @@ def train(
     ema.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
+    sparse = None
+    if cfg.sparse is not None:
+        if not isinstance(model, SRDiffusion):
+            raise ValueError("sparse momentum is implemented for the diffusion UNet (--arch diffusion)")
+        # masks drawn from their own generator (same on every rank), then applied to the EMA copy too
+        sparse = SparseMomentum(model.unet, opt, cfg.sparse, cfg.steps,
+                                generator=torch.Generator().manual_seed(cfg.seed + 7919))
+        sparse.apply_mask(ema.unet)
     step = 0
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
@@ -153,6 +168,8 @@ def train(
         opt.load_state_dict(ck["opt"])
         gen.set_state(ck["generators"][rank] if rank < len(ck["generators"]) else ck["generators"][0])
         step = int(ck["step"])
+        if sparse is not None:
+            sparse.load_state_dict(ck["sparse"])
     net: torch.nn.Module = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
@@ -169,7 +186,8 @@ def train(
             tmp = ckpt_path.with_suffix(".tmp")
             torch.save(
                 {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
-                 "generators": gens, "config": cfg.to_dict()},
+                 "generators": gens, "config": cfg.to_dict(),
+                 **({"sparse": sparse.state_dict()} if sparse is not None else {})},
                 tmp,
             )
             tmp.replace(ckpt_path)
@@ -190,11 +208,16 @@ def train(
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
+        record = sparse.step(step + 1) if sparse is not None else None
         d = ema_decay(step, cfg)
         with torch.no_grad():
             for pe, pm in zip(ema.parameters(), model.parameters()):
                 pe.lerp_(pm, 1 - d)
+        if sparse is not None:
+            sparse.apply_mask(ema.unet)  # the EMA keeps exactly the current mask (pruned weights leave it at once)
         step += 1
+        if record is not None and log is not None:
+            log.write(json.dumps({"event": "sparse", **record}) + "\n")
         running += float(loss.detach())
         bar.update(1)
         if step % cfg.log_every == 0:
@@ -263,6 +286,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--channels", type=int, nargs="+", default=list(d.model.unet.channels))
     p.add_argument("--blocks", type=int, default=e.n_resblocks, help="edsr: number of residual blocks")
     p.add_argument("--feats", type=int, default=e.n_feats, help="edsr: feature channels")
+    p.add_argument("--sparse-density", type=float, default=None, metavar="D",
+                   help="sparse momentum (SMFDM): train the UNet with this fraction of its conv/linear weights "
+                        "(e.g. 0.15); prune and regrow every 100 steps")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--device", default=None)
     p.add_argument("--max-seconds", type=float, default=None, help="stop (and checkpoint) after this wall time")
@@ -287,7 +313,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         )
         crop = a.crop if a.crop is not None else TrainConfig.crop
     return TrainConfig(model=model, steps=a.steps, batch_size=a.batch_size, crop=crop, lr=a.lr, seed=a.seed,
-                       precision=a.precision, checkpoint_every=a.checkpoint_every)
+                       precision=a.precision, checkpoint_every=a.checkpoint_every,
+                       sparse=None if a.sparse_density is None else SparseConfig(density=a.sparse_density))
 
 
 def main(argv: list[str] | None = None) -> int:
