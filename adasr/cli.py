@@ -64,6 +64,9 @@ def add_upscale_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser
     ad = p.add_argument_group("adaptive sampling (AdaSR)", "--steps is N_max, the budget of the busiest tile")
     add_config_arguments(ad, UpscaleConfig, group="adaptive")
     add_config_arguments(ad, AdaptiveConfig)
+    ru = p.add_argument_group("feature reuse (Faster-Diffusion, SMFDM, DeepCache)",
+                              "reuse a cached feature at the steps between key steps; works with every --policy")
+    add_config_arguments(ru, UpscaleConfig, group="reuse")
     return p
 
 
@@ -95,6 +98,10 @@ def _configs(a: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[Up
             if refused:
                 parser.error(f"{', '.join(refused)} appl{'ies' if len(refused) == 1 else 'y'} to the diffusion model "
                              f"only (--model sr_x4); {config.model} is a regression CNN, one forward pass")
+        if config.cache == "none" and ("cache_interval" in up or "key_steps" in up):
+            given = [_FLAGS[k] for k in ("cache_interval", "key_steps") if k in up]
+            parser.error(f"{' and '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to feature reuse; give "
+                         "--cache encoder or --cache deepcache")
         adaptive = AdaptiveConfig(**ad).with_(n_max=config.n_steps)
         adaptive.check(config.policy)
     except ConfigError as exc:
@@ -168,6 +175,10 @@ def _summary(config: UpscaleConfig, report: Any) -> str:
     else:
         text = (f"{config.policy}: {report.tile_evaluations / max(1, report.tiles):.1f} of {config.n_steps} steps "
                 f"per tile{_schedule_name(report, ' of ')}{',' + quant if quant else ''}")
+    reuse = getattr(report, "reuse", None)
+    if reuse:
+        full = report.evaluations_by_mode.get("full", 0)
+        text += f", {reuse['cache']} cache: {full} of {report.tile_evaluations} tile-evaluations full"
     fab = getattr(report, "fab", None)
     return text + (f" (FAB {fab:.2f})" if fab is not None else "")
 

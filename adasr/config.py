@@ -39,6 +39,10 @@ QUANT: tuple[str, ...] = ("none", "int8", "adabm")
 #: Which quantizations each kind of model supports.
 QUANT_SUPPORT: dict[str, tuple[str, ...]] = {"diffusion": ("none", "adabm"), "regression": QUANT}
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+#: ``cache=`` / ``--cache``: feature reuse across steps (:mod:`adasr.acceleration.reuse`)
+CACHES: tuple[str, ...] = ("none", "encoder", "deepcache")
+#: ``key_steps=`` / ``--key-steps``: which steps run the whole UNet when a cache is on
+KEY_STEPS: tuple[str, ...] = ("uniform", "faster-diffusion", "smfdm")
 
 
 class ConfigError(ValueError):
@@ -141,6 +145,17 @@ class UpscaleConfig:
         "uniform DDIM; per-tile step allocation from patch complexity; Δx̂0 early exit; adasr = both; adadiffsr = "
         "AdaDiffSR's dynamic strides from the information gain (--tau, --gain)",
         choices=POLICIES, group="adaptive", diffusion=True))
+    cache: str = field(default="none", metadata=_option(
+        "feature reuse at the non-key steps: encoder = decode the key step's cached encoder state with the current "
+        "t (Faster-Diffusion, SMFDM); deepcache = run only the full-resolution blocks on a cached deep feature "
+        "(DeepCache)", choices=CACHES, group="reuse", diffusion=True))
+    cache_interval: int = field(default=2, metadata=_option(
+        "K: every K-th step of a tile is a key step (the whole UNet) with --key-steps uniform or smfdm", min=1,
+        metavar="K", group="reuse", diffusion=True))
+    key_steps: str = field(default="uniform", metadata=_option(
+        "which steps are key steps: uniform (every K-th), faster-diffusion (its non-uniform set {0,1,2,3,5,10,15,"
+        "25,35} of 50 scaled to N), smfdm (every K-th, each group's decoder steps batched in one call; encoder "
+        "only)", choices=KEY_STEPS, group="reuse", diffusion=True))
 
     def __post_init__(self) -> None:
         if self.precision is None:  # the default: $ADASR_PRECISION when set, else auto
@@ -168,6 +183,9 @@ class UpscaleConfig:
                 raise ConfigError(f"{{policy}} {self.policy} gives tiles different numbers of steps, which an "
                                   "explicit {schedule} list cannot; name a schedule family", policy="policy",
                                   schedule="schedule")
+        if self.key_steps == "smfdm" and self.cache == "deepcache":
+            raise ConfigError("{key_steps} smfdm decodes a group's steps in parallel, which needs {cache} encoder "
+                              "(DeepCache's blocks need each step's x_t)", key_steps="key_steps", cache="cache")
         if self.overlap >= self.tile:
             raise ConfigError(f"{{overlap}} ({self.overlap}) must be smaller than {{tile}} ({self.tile})",
                               overlap="overlap", tile="tile")
@@ -197,8 +215,9 @@ class UpscaleConfig:
     def upscale_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`adasr.upscale_tensor` for this config: every field that applies to the
         model's kind (a regression model gets no diffusion-only ones)."""
+        skip = ("cache_interval", "key_steps") if self.cache == "none" else ()  # they configure a cache only
         return {f.name: getattr(self, f.name) for f in fields(self)
-                if self.kind == "diffusion" or not f.metadata.get("diffusion")}
+                if (self.kind == "diffusion" or not f.metadata.get("diffusion")) and f.name not in skip}
 
 
 #: Fields of :class:`UpscaleConfig` that only a diffusion model uses.
@@ -337,7 +356,7 @@ def given_values(cls: type, namespace: argparse.Namespace) -> dict[str, Any]:
             if getattr(namespace, f.name, None) is not None}
 
 
-__all__ = ["ADASR_POLICIES", "DIFFUSION_ONLY", "MODELS", "POLICIES", "PRECISIONS", "QUANT", "QUANT_SUPPORT", "AdaptiveConfig",
+__all__ = ["ADASR_POLICIES", "CACHES", "DIFFUSION_ONLY", "KEY_STEPS", "MODELS", "POLICIES", "PRECISIONS", "QUANT", "QUANT_SUPPORT", "AdaptiveConfig",
            "ConfigError", "UpscaleConfig", "add_config_arguments", "check_model_options", "flag_of", "given_values",
            "int_at_least",
            "option_fields"]

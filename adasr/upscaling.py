@@ -251,8 +251,9 @@ class UpscaleReport:
     ``macs_by_mode`` split the work by denoiser mode (:mod:`adasr.sampling.denoiser`); ``fab`` is AdaBM's feature
     average bit-width over the run (mean over tile-evaluations), None without AdaBM; ``adaptive`` the
     :class:`AdaptiveConfig` of a named adaptive policy; ``steps_per_tile`` the steps each tile really ran;
-    ``schedule`` the timestep schedule ({name, timesteps of the busiest tile, its η where it has one}) and
-    ``eta`` the η the sampler ran with (None for a regression model).
+    ``schedule`` the timestep schedule ({name, timesteps of the busiest tile, its η where it has one}),
+    ``eta`` the η the sampler ran with (None for a regression model) and ``reuse`` the feature-reuse settings
+    ({cache, key_steps, interval, parallel, prior_noise}; None without a cache).
     """
 
     steps: int
@@ -280,6 +281,7 @@ class UpscaleReport:
     macs_by_mode: dict[str, int] = field(default_factory=dict)
     schedule: dict[str, Any] | None = None
     eta: float | None = None
+    reuse: dict[str, Any] | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -440,6 +442,7 @@ class UpscaleJob:
             steps_per_tile=[t.evaluations for t in res.tiles],
             evaluations_by_mode=dict(res.cost.evaluations_by_mode), macs_by_mode=dict(res.cost.macs_by_mode),
             schedule=describe_schedule(self.policy, self.model.num_train_timesteps), eta=self.eta,
+            reuse=self.policy.describe() if hasattr(self.policy, "describe") else None,
         )
         return UpscaleResult(hr.cpu(), report, res)
 
@@ -507,6 +510,9 @@ def prepare_upscale(
     eta: float | None = None,
     device: str | torch.device | None = None,
     precision: str | None = None,
+    cache: str | None = None,
+    cache_interval: int | None = None,
+    key_steps: str | None = None,
     progress: bool = False,
 ) -> UpscaleJob | RegressionJob:
     """Validate the arguments (cheap checks first), load and prepare the model, build the policy and up(LR): an
@@ -516,8 +522,12 @@ def prepare_upscale(
     if not torch.isfinite(x).all():
         raise ValueError("input contains NaN or infinite values")
     t_start = time.perf_counter()
-    given = {k: v for k, v in dict(steps=steps, seed=seed, tile=tile, overlap=overlap, eta=eta).items()
-             if v is not None}
+    given = {k: v for k, v in dict(steps=steps, seed=seed, tile=tile, overlap=overlap, eta=eta, cache=cache,
+                                   cache_interval=cache_interval, key_steps=key_steps).items() if v is not None}
+    if (cache is None or cache == "none") and (cache_interval is not None or key_steps is not None):
+        what = "cache_interval" if cache_interval is not None else "key_steps"
+        raise ConfigError(f"{{{what}}} applies to feature reuse; give {{cache}} encoder or deepcache",
+                          **{what: what, "cache": "cache"})
     if isinstance(policy, str):
         given["policy"] = policy
     if isinstance(schedule, str):
@@ -576,6 +586,10 @@ def prepare_upscale(
     H, W = up.shape[-2:]
     pol = resolve_policy(policy if isinstance(policy, Policy) else config.policy, net, steps=n_steps,
                          adaptive=adaptive, tile=config.tile, overlap=config.overlap, schedule=sched)
+    if config.cache != "none":
+        from .acceleration.reuse import with_reuse
+
+        pol = with_reuse(pol, config.cache, key_steps=config.key_steps, interval=config.cache_interval)
     eta_used = config.eta if config.eta is not None else (sched.eta_for(n_steps) or 0.0)
     return UpscaleJob(net, _pad_to_multiple(up, net.unet.multiple), (int(H), int(W)), (int(h), int(w)), pol,
                       config.tile, config.overlap, config.seed, float(eta_used), dev, prec, progress, t_start, info,
@@ -606,10 +620,15 @@ def upscale_tensor(x: torch.Tensor, **kwargs: Any) -> UpscaleResult:
             elsewhere (EDSR and quantized models always run fp32); left out, ``$ADASR_PRECISION`` when set, else
             ``auto``; the model runs channels_last where that is
             faster (:func:`~adasr.runtime.prepare_for_inference`).
+        cache, cache_interval, key_steps: feature reuse at the non-key steps (:mod:`adasr.acceleration.reuse`):
+            ``cache`` ``"none"`` (default), ``"encoder"`` (Faster-Diffusion / SMFDM encoder reuse) or
+            ``"deepcache"``; every ``cache_interval``-th step of a tile is a key step (default 2) with
+            ``key_steps`` ``"uniform"`` (default) or ``"smfdm"`` (the group decoded in one call);
+            ``"faster-diffusion"`` is its non-uniform set. Works with every policy.
         progress: a tqdm bar.
 
-    ``steps``, ``schedule``, ``seed``, ``policy``, ``adaptive``, ``tile``, ``overlap`` and ``eta`` apply to diffusion
-    models only;
+    ``steps``, ``schedule``, ``seed``, ``policy``, ``adaptive``, ``tile``, ``overlap``, ``eta`` and the cache
+    arguments apply to diffusion models only;
     a regression model refuses them (ValueError). Bad names or values raise ValueError naming the argument.
     To watch the sampler, use :func:`prepare_upscale` and iterate ``job.states()``.
     """

@@ -232,7 +232,13 @@ def test_config_choices_match_the_library():
     assert meta["exit_mode"] == get_args(early_exit.ExitMode)
     assert {name: "regression" if entry(name)["config"].get("arch") == "edsr" else "diffusion"
             for name in MODELS} == MODELS
-    assert DIFFUSION_ONLY == ("steps", "schedule", "seed", "eta", "tile", "overlap", "policy")
+    assert DIFFUSION_ONLY == ("steps", "schedule", "seed", "eta", "tile", "overlap", "policy", "cache",
+                              "cache_interval", "key_steps")
+    from adasr.acceleration import reuse
+    from adasr.config import UpscaleConfig as U
+
+    assert U.__dataclass_fields__["key_steps"].metadata["choices"] is reuse.KEY_STEP_PRESETS
+    assert U.__dataclass_fields__["cache"].metadata["choices"] == ("none", *reuse.CACHE_MODES)
 
 
 def test_upscale_config_defaults_and_kwargs():
@@ -241,7 +247,9 @@ def test_upscale_config_defaults_and_kwargs():
                                                                            DEFAULT_TILE, DEFAULT_OVERLAP, "uniform")
     assert (c.steps, c.eta, c.schedule) == (None, None, DEFAULT_SCHEDULE)  # resolved: n_steps, the schedule's η
     assert UpscaleConfig(policy="adasr").n_steps == ADAPTIVE_STEPS and UpscaleConfig(schedule="999,20").n_steps == 2
-    assert c.upscale_kwargs() == c.to_dict()
+    # the cache's interval and key steps are passed only with a cache (the library refuses them without one)
+    assert c.upscale_kwargs() == {k: v for k, v in c.to_dict().items() if k not in ("cache_interval", "key_steps")}
+    assert UpscaleConfig(cache="encoder").upscale_kwargs() == UpscaleConfig(cache="encoder").to_dict()
     e = UpscaleConfig(model="edsr_x4", quant="int8")
     assert e.kind == "regression" and e.upscale_kwargs() == {"model": "edsr_x4", "quant": "int8", "device": "auto",
                                                              "precision": "auto"}

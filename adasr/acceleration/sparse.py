@@ -27,6 +27,7 @@ on the same masked weights by ``adasr bench sparse``.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -283,7 +284,9 @@ class CSRConv2d(nn.Module):
             raise ValueError("CSRConv2d supports groups=1, dilation=1 convs")
         w = conv.weight.detach().float()
         self.out_channels, self.kernel, self.stride, self.padding = w.shape[0], conv.kernel_size, conv.stride, conv.padding
-        self.weight_csr = w.reshape(w.shape[0], -1).to_sparse_csr()
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": known, and measured here
+            warnings.simplefilter("ignore", UserWarning)
+            self.weight_csr = w.reshape(w.shape[0], -1).to_sparse_csr()
         self.bias = None if conv.bias is None else conv.bias.detach().float().clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

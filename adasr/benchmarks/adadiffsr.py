@@ -56,7 +56,7 @@ PAPER = {
 }
 
 
-def _images(crop: int, full: str | None) -> dict[str, np.ndarray]:
+def bench_images(crop: int, full: str | None) -> dict[str, np.ndarray]:
     from ..data import heldout_crops, load_skimage
 
     out = dict(heldout_crops(crop))
@@ -66,7 +66,7 @@ def _images(crop: int, full: str | None) -> dict[str, np.ndarray]:
     return out
 
 
-class _Arms:
+class PolicyArms:
     """Runs policies over the images with one model and scores them (one sampler call per image, timed)."""
 
     def __init__(self, model, images: Mapping[str, np.ndarray], *, tile: int, overlap: int, seed: int,
@@ -255,10 +255,10 @@ def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
     device = torch.device(args.device or "cpu")
     precision = resolve_precision(args.precision, device)
     model = load_pretrained("sr_x4", device=device)
-    images = _images(args.crop, None if args.quick else (args.full or None))
+    images = bench_images(args.crop, None if args.quick else (args.full or None))
     crops = [n for n in images if not n.endswith("_512")]
     tile, overlap = args.tile, args.overlap
-    arms = _Arms(model, images, tile=tile, overlap=overlap, seed=args.seed, precision=precision, log=log)
+    arms = PolicyArms(model, images, tile=tile, overlap=overlap, seed=args.seed, precision=precision, log=log)
     lin_n = [1, 2, 3, 4, 6, 10] if args.quick else args.linspace_n
     bal_n = [1, 2, 3, 4] if args.quick else args.balanced_n
     dtss_n = [8, 20] if args.quick else args.dtss_steps

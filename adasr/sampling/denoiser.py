@@ -23,6 +23,12 @@ chapters) nothing is kept and a ``full`` call is exactly ``unet(x_t, t, cond)``,
 layer is bit-identical to calling the network directly. Asking for ``decoder``/``shallow`` on a tile with no cache
 is an error, so a reuse schedule must start with a ``full`` step.
 
+**Parallel decoding** (Faster-Diffusion): a ``decoder`` output depends only on the cached state and t, so a ``full``
+call can be given, per tile, the timesteps of the ``decoder`` steps that follow it (``ahead``): their decoder rows
+join the key step's decode in one batched call, the outputs are kept in the tile's cache and handed out, without
+a network call, when the tile reaches those timesteps. Their cost (tile-evaluations and MACs in mode ``decoder``)
+is counted when they are computed; a tile that changes course before using them has paid for them anyway.
+
 Precision and layout are applied here too: bf16 autocast when ``precision='bf16'``, channels_last inputs when the
 network's weights are channels_last (:func:`~adasr.runtime.prepare_for_inference`).
 """
@@ -51,6 +57,7 @@ class TileCache:
     encoder: object | None = None  # an EncoderState with batch 1
     deep: torch.Tensor | None = None
     t: int | None = None  # the timestep the cache was computed at
+    decoded: dict[int, torch.Tensor] = field(default_factory=dict)  # parallel decoding: t → output (C, h, w)
 
 
 @dataclass(frozen=True)
@@ -146,18 +153,28 @@ class Denoiser:
         return x.contiguous(memory_format=torch.channels_last) if self.nhwc else x
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, *,
-                 tiles: Sequence[int] | None = None, modes: Sequence[str] | None = None) -> DenoiserOutput:
+                 tiles: Sequence[int] | None = None, modes: Sequence[str] | None = None,
+                 ahead: Sequence[Sequence[int]] | None = None) -> DenoiserOutput:
         """Evaluate the network on B tiles: ``x_t`` (B, 3, h, w), ``t`` (B,) long, ``cond`` (B, C_c, h, w).
 
         ``tiles`` are the tiles' indices (cache keys; default 0..B−1), ``modes`` their modes (default all
-        ``full``). Tiles are grouped by mode, one network call per group; the output keeps the input order.
+        ``full``), ``ahead`` per tile the timesteps to decode in parallel with a ``full`` call (needs the
+        ``decoder`` cache; module docstring). Tiles are grouped by mode, one network call per group; the output
+        keeps the input order.
         """
         B = x_t.shape[0]
         tiles = list(range(B)) if tiles is None else [int(k) for k in tiles]
         modes = ["full"] * B if modes is None else list(modes)
         if len(tiles) != B or len(modes) != B:
             raise ValueError(f"need one tile index and one mode per batch entry ({B}), got {len(tiles)}, {len(modes)}")
-        for k, m in zip(tiles, modes):
+        ahead = [tuple(a) for a in ahead] if ahead is not None else [()] * B
+        if len(ahead) != B:
+            raise ValueError(f"need one ahead list per batch entry ({B}), got {len(ahead)}")
+        if any(ahead) and "decoder" not in self.cache_modes:
+            raise ValueError("parallel decoding (ahead) needs the 'decoder' cache")
+        for k, m, a in zip(tiles, modes, ahead):
+            if a and m != "full":
+                raise ValueError(f"tile {k}: only a 'full' call can decode ahead, not {m!r}")
             if m not in MODES:
                 raise ValueError(f"mode must be one of {MODES}, got {m!r}")
             if not self.has_cache(k, m):
@@ -165,8 +182,11 @@ class Denoiser:
         cost = CostCounter()
         shape = (x_t.shape[-2], x_t.shape[-1])
         if all(m == "full" for m in modes):  # the common case: one call, no regrouping
-            out = self._full(x_t, t, cond, tiles)
+            out = self._full(x_t, t, cond, tiles, ahead)
             cost.add(unet_calls=1, tile_evaluations=B, macs=B * self.macs("full", shape))
+            extra = sum(len(a) for a in ahead)
+            if extra:
+                cost.add(tile_evaluations=extra, macs=extra * self.macs("decoder", shape), mode="decoder")
             return DenoiserOutput(out, tuple(modes), cost)
         parts = {}
         for mode in MODES:
@@ -176,9 +196,18 @@ class Denoiser:
             sel = torch.tensor(idx, device=x_t.device)
             keys = [tiles[j] for j in idx]
             if mode == "full":
-                parts[mode] = (idx, self._full(x_t[sel], t[sel], cond[sel], keys))
+                sub_ahead = [ahead[j] for j in idx]
+                parts[mode] = (idx, self._full(x_t[sel], t[sel], cond[sel], keys, sub_ahead))
+                extra = sum(len(a) for a in sub_ahead)
+                if extra:
+                    cost.add(tile_evaluations=extra, macs=extra * self.macs("decoder", shape), mode="decoder")
             elif mode == "decoder":
-                parts[mode] = (idx, self._decoder(t[sel], keys))
+                out_d, computed = self._decoder(t[sel], keys)
+                parts[mode] = (idx, out_d)
+                if computed:  # outputs decoded ahead were paid for at their key step
+                    cost.add(unet_calls=1, tile_evaluations=computed, macs=computed * self.macs(mode, shape),
+                             mode=mode)
+                continue
             else:
                 parts[mode] = (idx, self._shallow(x_t[sel], t[sel], cond[sel], keys))
             cost.add(unet_calls=1, tile_evaluations=len(idx), macs=len(idx) * self.macs(mode, shape), mode=mode)
@@ -188,30 +217,61 @@ class Denoiser:
             out[torch.tensor(idx, device=out.device)] = o
         return DenoiserOutput(out, tuple(modes), cost)
 
-    def _full(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, keys: list[int]) -> torch.Tensor:
+    def _full(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, keys: list[int],
+              ahead: Sequence[Sequence[int]] = ()) -> torch.Tensor:
         x_in, c = self._layout(x), self._layout(cond)
+        B = x.shape[0]
+        rows = [j for j, a in enumerate(ahead) for _ in a]  # parallel decoding: extra decoder rows per tile
         with autocast(x.device, self.precision):  # type: ignore[arg-type]
             if not self.cache_modes:
                 return self.unet(x_in, t, c).float()
             state = self.unet.encode(x_in, t, c)  # type: ignore[operator]
-            out, deep = self.unet.decode(state, t, return_deep=True)  # type: ignore[operator]
+            if rows:
+                sel = torch.tensor(list(range(B)) + rows, device=x.device)
+                t_all = torch.cat([t, torch.tensor([s for a in ahead for s in a], dtype=t.dtype, device=t.device)])
+                out_all, deep = self.unet.decode(state.index(sel), t_all, return_deep=True)  # type: ignore[operator]
+                out, extra, deep = out_all[:B], out_all[B:].float(), deep[:B]
+            else:
+                out, deep = self.unet.decode(state, t, return_deep=True)  # type: ignore[operator]
+        r = 0
         for j, k in enumerate(keys):
             entry = self._caches.setdefault(k, TileCache())
             entry.t = int(t[j])
+            entry.decoded = {}
+            for s in ahead[j] if ahead else ():
+                entry.decoded[int(s)] = extra[r]
+                r += 1
             if "decoder" in self.cache_modes:
                 entry.encoder = state.index(slice(j, j + 1))
             if "shallow" in self.cache_modes:
                 entry.deep = deep[j : j + 1]
         return out.float()
 
-    def _decoder(self, t: torch.Tensor, keys: list[int]) -> torch.Tensor:
+    def _decoder(self, t: torch.Tensor, keys: list[int]) -> tuple[torch.Tensor, int]:
+        """Decoder outputs for ``keys`` at ``t``: those decoded ahead are taken from the caches, the others
+        computed in one call; returns (outputs, number computed now)."""
         from ..models.unet import EncoderState
 
-        states = [self._caches[k].encoder for k in keys]
-        skips = [torch.cat([s.skips[i] for s in states]) for i in range(len(states[0].skips))]  # type: ignore[union-attr]
-        state = EncoderState(skips, torch.cat([s.mid for s in states]))  # type: ignore[union-attr]
-        with autocast(t.device, self.precision):  # type: ignore[arg-type]
-            return self.unet.decode(state, t).float()  # type: ignore[operator]
+        ready = {j: self._caches[k].decoded.pop(int(t[j])) for j, k in enumerate(keys)
+                 if int(t[j]) in self._caches[k].decoded}
+        todo = [j for j in range(len(keys)) if j not in ready]
+        computed = None
+        if todo:
+            states = [self._caches[keys[j]].encoder for j in todo]
+            skips = [torch.cat([s.skips[i] for s in states]) for i in range(len(states[0].skips))]  # type: ignore[union-attr]
+            state = EncoderState(skips, torch.cat([s.mid for s in states]))  # type: ignore[union-attr]
+            sel = torch.tensor(todo, device=t.device)
+            with autocast(t.device, self.precision):  # type: ignore[arg-type]
+                computed = self.unet.decode(state, t[sel]).float()  # type: ignore[operator]
+            if not ready:
+                return computed, len(todo)
+        first = next(iter(ready.values())) if ready else computed[0]  # type: ignore[index]
+        out = torch.empty((len(keys), *first.shape), dtype=torch.float32, device=first.device)
+        for j, o in ready.items():
+            out[j] = o
+        for r, j in enumerate(todo):
+            out[j] = computed[r]  # type: ignore[index]
+        return out, len(todo)
 
     def _shallow(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, keys: list[int]) -> torch.Tensor:
         deep = torch.cat([self._caches[k].deep for k in keys])  # type: ignore[misc]

@@ -215,7 +215,7 @@ def iterate_tiles(
     plans = policy.plan(cond_tiles, T)
     _check_plans(plans, len(grid), T)
     policy.begin(len(grid))
-    tiles = [TileState(k, list(ts), x_t=noise[k]) for k, ts in enumerate(plans)]
+    tiles = [TileState(k, list(ts), x_t=noise[k], x_T=noise[k]) for k, ts in enumerate(plans)]
     denoiser = Denoiser(model.unet, precision=precision, cache=policy.reuse)
     for mode in ("full", *policy.reuse):  # measured once per network and tile shape, outside the timed loop
         denoiser.macs(mode, (grid.tile_h, grid.tile_w))
@@ -243,7 +243,8 @@ def iterate_tiles(
                 t = torch.tensor([s.t for s in chunk], dtype=torch.long, device=dev)
                 t_prev = torch.tensor([s.t_prev for s in chunk], dtype=torch.long, device=dev)
                 c = policy.condition(chunk, cond_tiles[idx])  # what the network is conditioned on (PFJ: + gains)
-                res = denoiser(x, t, c, tiles=idx, modes=[s.mode for s in chunk])
+                res = denoiser(x, t, c, tiles=idx, modes=[s.mode for s in chunk],
+                               ahead=[policy.ahead(s) for s in chunk])
                 state.cost += res.cost
                 if eta <= 0:
                     z = None
@@ -258,7 +259,7 @@ def iterate_tiles(
                     decision = policy.decide(s, x0_new, s.x0)
                     keep = decision.keep if decision.stop else None  # a saturated AdaDiffSR tile keeps its best
                     s.x0 = keep.to(x0_new) if keep is not None else x0_new
-                    s.x_t = x_prev[j]
+                    s.x_t = policy.inject(s, x_prev[j])
                     s.position += 1
                     s.mode = decision.mode or "full"
                     if decision.stop or s.position >= len(s.timesteps):

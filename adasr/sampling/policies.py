@@ -11,6 +11,9 @@ A policy answers, for the tiles of one image:
    them (a whole-image rule);
 4. ``condition(tiles, cond)`` (optional): what the network is conditioned on for those tiles (default: their cut
    up(LR); AdaDiffSR's progressive feature injection adds the tiles' information gain);
+5. ``ahead(tile)`` and ``inject(tile, x_prev)`` (optional, feature reuse): the later timesteps whose decoder
+   outputs a key step computes in the same call (parallel decoding), and a change to the updated x_t (prior noise
+   injection);
 
 and declares ``name`` (for reports), ``steps`` (the budget N of the busiest tile: what ``--steps`` means for every
 policy), ``schedule`` (the :class:`~adasr.diffusion.timesteps.Schedule` its lists come from, for reports) and ``reuse`` (the denoiser modes it may ask for, so the denoiser keeps those caches).
@@ -47,6 +50,7 @@ class TileState:
     done: bool = False
     evaluations: int = 0
     mode: str = "full"
+    x_T: torch.Tensor | None = None  # the tile's initial noise (prior noise injection reads it)
 
     @property
     def t(self) -> int:
@@ -127,6 +131,16 @@ class Policy:
     def memory(self) -> dict[str, Any]:
         """A snapshot of the per-tile memory of the last run (stored in the sampler's result); default empty."""
         return {}
+
+    def ahead(self, tile: TileState) -> tuple[int, ...]:
+        """Timesteps whose decoder outputs ``tile``'s coming ``full`` evaluation should also compute, in the same
+        batched call (Faster-Diffusion's parallel decoding, :mod:`adasr.acceleration.reuse`); default none."""
+        return ()
+
+    def inject(self, tile: TileState, x_prev: torch.Tensor) -> torch.Tensor:
+        """The tile's next x_t from the sampler's update ``x_prev`` (3, h, w); default ``x_prev`` itself
+        (Faster-Diffusion's prior noise injection adds λ·x_T)."""
+        return x_prev
 
 
 @dataclass(frozen=True)
