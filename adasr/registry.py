@@ -1,5 +1,8 @@
 """Shipped weights: ``adasr/weights/*.safetensors`` (state dicts only) listed in ``adasr/weights/REGISTRY.json``.
 
+A sparse network (sparse momentum, :mod:`adasr.acceleration.sparse`) is stored as its nonzero values and packed
+bitmaps (entry ``"format": "sparse-bitmap"``) and comes back dense from :func:`load_state_dict`.
+
 Each entry records the file's sha256 and size, the configuration that rebuilds the module, how it was made
 (command, provenance, licence) and metrics measured when it was saved. :func:`load_state_dict` verifies the hash
 before reading, so a corrupted or swapped file is refused. Nothing is ever downloaded.
@@ -76,6 +79,10 @@ def load_state_dict(
         if digest != e["sha256"]:
             raise WeightsError(f"{path} has sha256 {digest[:12]}…, the registry expects {e['sha256'][:12]}…")
     state = load_file(str(path))
+    if e.get("format") == "sparse-bitmap":  # values + packed masks (adasr.acceleration.sparse.pack_sparse)
+        from .acceleration.sparse import unpack_sparse
+
+        state = unpack_sparse(state)
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     return state

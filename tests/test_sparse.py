@@ -136,3 +136,22 @@ def test_csr_conv_matches_dense_conv():
     x = torch.randn(1, 3, 8, 8)
     assert torch.allclose(csr_unet(net)(x), net(x), atol=1e-5)
     assert masks_of(net)["0.weight"].shape == (4, 3, 3, 3)
+
+
+def test_pack_sparse_round_trip_and_registry(tmp_path):
+    from adasr import registry
+    from adasr.acceleration.sparse import pack_sparse, unpack_sparse
+
+    torch.manual_seed(0)
+    w = torch.randn(64, 32, 3, 3) * (torch.rand(64, 32, 3, 3) < 0.15)
+    state = {"conv.weight": w, "conv.bias": torch.randn(64), "lin.weight": torch.zeros(4, 5)}
+    packed = pack_sparse(state)
+    assert packed["conv.weight"].numel() == int((w != 0).sum()) and packed["conv.weight.__mask__"].dtype == torch.uint8
+    back = unpack_sparse(packed)
+    assert set(back) == set(state) and all(torch.equal(back[k], state[k]) for k in state)
+    e = registry.register("toy_sparse", packed, config={}, weights_dir=tmp_path, dtype=torch.float16,
+                          format="sparse-bitmap")
+    loaded = registry.load_state_dict("toy_sparse", weights_dir=tmp_path, dtype=torch.float32)
+    assert torch.equal(loaded["conv.weight"], w.half().float()) and loaded["lin.weight"].shape == (4, 5)
+    dense_bytes = sum(v.numel() * 2 for v in state.values())
+    assert e["bytes"] < dense_bytes * 0.25  # 15 % of the values + 1 bit per position

@@ -271,6 +271,52 @@ def sparse_storage_bytes(state: dict[str, torch.Tensor], value_bytes: int = 2) -
     return {"dense": dense, "sparse_coo": coo, "sparse_bitmap": bitmap, "nonzeros": nnz, "values": total}
 
 
+#: suffix of the packed mask of a ≥ 2-D tensor in a sparse checkpoint (:func:`pack_sparse`)
+MASK_SUFFIX = ".__mask__"
+
+
+def pack_sparse(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict stored sparse: every ≥ 2-D tensor W becomes its nonzero values in row-major order (1-D) plus
+    ``name + MASK_SUFFIX``, the bitmap W ≠ 0 packed 8 positions per byte (uint8, numpy ``packbits`` order) with
+    the shape in a small int64 tensor ``name + '.__shape__'``; 1-D tensors stay as they are. Exact:
+    :func:`unpack_sparse` restores W bit for bit."""
+    import numpy as np
+
+    out: dict[str, torch.Tensor] = {}
+    for name, t in state.items():
+        if t.ndim < 2:
+            out[name] = t
+            continue
+        flat = t.detach().cpu().flatten()
+        nz = flat != 0
+        out[name] = flat[nz].clone()
+        out[name + MASK_SUFFIX] = torch.from_numpy(np.packbits(nz.numpy()))
+        out[name + ".__shape__"] = torch.tensor(list(t.shape), dtype=torch.int64)
+    return out
+
+
+def unpack_sparse(packed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The dense state dict of a :func:`pack_sparse` checkpoint (values in their stored dtype)."""
+    import numpy as np
+
+    out: dict[str, torch.Tensor] = {}
+    for name, t in packed.items():
+        if name.endswith(MASK_SUFFIX) or name.endswith(".__shape__"):
+            continue
+        if name + MASK_SUFFIX not in packed:
+            out[name] = t
+            continue
+        shape = [int(v) for v in packed[name + ".__shape__"]]
+        n = math.prod(shape)
+        mask = torch.from_numpy(np.unpackbits(packed[name + MASK_SUFFIX].numpy())[:n].astype(bool))
+        if int(mask.sum()) != t.numel():
+            raise ValueError(f"sparse checkpoint entry {name}: {t.numel()} values for {int(mask.sum())} positions")
+        dense = torch.zeros(n, dtype=t.dtype)
+        dense[mask] = t
+        out[name] = dense.view(shape)
+    return out
+
+
 class CSRConv2d(nn.Module):
     """A conv whose weight is stored as a CSR matrix (C_out, C_in·k·k): y = W_csr · im2col(x) + b.
 
@@ -320,6 +366,6 @@ def csr_unet(module: nn.Module) -> nn.Module:
     return out
 
 
-__all__ = ["CSRConv2d", "SparseConfig", "SparseMomentum", "csr_unet", "magnitude_prune", "masks_of",
+__all__ = ["MASK_SUFFIX", "CSRConv2d", "pack_sparse", "unpack_sparse", "SparseConfig", "SparseMomentum", "csr_unet", "magnitude_prune", "masks_of",
            "momentum_regrow", "prunable", "prune_rate", "redistribution_shares", "regrowth_counts",
            "sparse_storage_bytes"]

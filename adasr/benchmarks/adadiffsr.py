@@ -117,6 +117,8 @@ class PolicyArms:
                    "unet_macs": int(res.cost.macs), "signal_calls": calls,
                    "signal_macs": calls * signal_macs_per_call, "signal_seconds": float(mem.get("signal_seconds", 0.0)),
                    "seconds": seconds, "eta": e, "steps_per_tile": [s.evaluations for s in res.tiles],
+                   "evaluations_by_mode": dict(res.cost.evaluations_by_mode),
+                   "macs_by_mode": {k: int(v) for k, v in res.cost.macs_by_mode.items()},
                    **self.score(name, img)}
             row["macs"] = row["unet_macs"] + row["signal_macs"]
             if "records" in mem:
@@ -145,6 +147,12 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         out["steps_std"] = float(np.std(per_tile))
     for k in ("macs", "unet_macs", "signal_macs", "seconds", "signal_seconds", "signal_calls"):
         out[k] = float(sum(r.get(k, 0) for r in rows))
+    for key in ("evaluations_by_mode", "macs_by_mode"):  # work per denoiser mode, summed over the images
+        if any(key in r for r in rows):
+            out[key] = {}
+            for r in rows:
+                for m, v in r.get(key, {}).items():
+                    out[key][m] = out[key].get(m, 0) + int(v)
     for k in ("psnr_y", "ssim_y", "lpips", "brisque", "seam_score"):
         vals = [r[k] for r in rows if k in r]
         if vals:

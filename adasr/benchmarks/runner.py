@@ -40,6 +40,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
                "small differences of notebooks 05, 06, 10 over 3 seeds × 12 crops: do they survive?"),
     "adadiffsr": ("adasr.benchmarks.adadiffsr",
                   "AdaDiffSR's dynamic strides vs equal-budget controls and the hindsight oracle, one run"),
+    "reuse": ("adasr.benchmarks.reuse",
+              "encoder reuse and DeepCache vs the best uniform schedule at equal MACs and wall clock, one run"),
+    "sparse": ("adasr.benchmarks.sparse",
+               "sparse momentum (density 0.15) vs dense and fewer channels: quality, storage, CPU speed"),
 }
 
 Log = Callable[[str], None]
@@ -186,12 +190,14 @@ def run(args: argparse.Namespace, log: Log | None = None) -> int:
             save_curve_figure(result, args.figure)
         elif result.get("benchmark") == "schedules":
             save_schedules_figure(result, args.figure)
-        elif result.get("benchmark") == "adadiffsr":
-            from ..viz.adadiffsr import cost_quality_figure
+        elif result.get("benchmark") in ("adadiffsr", "reuse", "sparse"):
             from ..viz.common import savefig
 
+            draw = {"adadiffsr": "adasr.viz.adadiffsr:cost_quality_figure", "reuse": "adasr.viz.reuse:cost_quality_figure",
+                    "sparse": "adasr.viz.sparse:sparse_summary_figure"}[result["benchmark"]]
+            mod, fn = draw.split(":")
             p = Path(args.figure)
-            savefig(cost_quality_figure(result), p.stem, p.parent)
+            savefig(getattr(importlib.import_module(mod), fn)(result), p.stem, p.parent)
     return 0
 
 
