@@ -50,19 +50,24 @@ figures: $(STAMP)
 	$(BIN)/adasr bench adaptive --replot benchmarks/results/adaptive.json --figure figures/bench_adaptive_curve.png
 	$(BIN)/adasr bench schedules --replot benchmarks/results/schedules.json --figure figures/bench_schedules.png
 	$(BIN)/adasr bench adadiffsr --replot benchmarks/results/adadiffsr.json --figure figures/bench_adadiffsr.png
+	$(BIN)/adasr bench reuse --replot benchmarks/results/reuse.json --figure figures/bench_reuse.png
+	$(BIN)/adasr bench sparse --replot benchmarks/results/sparse.json --figure figures/bench_sparse.png
 	$(MAKE) demo
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 ## Every benchmark, one after another (adasr.benchmarks; about an hour on 2 CPU cores): quality and speed print their
-## tables; adaptive, quant and adadiffsr also rewrite the committed results (benchmarks/results/*.json, figures).
+## tables; adaptive, quant, adadiffsr, reuse and sparse also rewrite the committed results (benchmarks/results/*.json,
+## figures). bench sparse needs the three training runs named in adasr/benchmarks/sparse.py (about 30 min each).
 bench: $(STAMP)
 	$(BIN)/adasr bench quality
 	$(BIN)/adasr bench speed
 	$(BIN)/adasr bench adaptive --json benchmarks/results/adaptive.json --figure figures/bench_adaptive_curve.png
 	$(BIN)/adasr bench quant --json benchmarks/results/quant.json
 	$(BIN)/adasr bench adadiffsr --json benchmarks/results/adadiffsr.json --figure figures/bench_adadiffsr.png
+	$(BIN)/adasr bench reuse --json benchmarks/results/reuse.json --figure figures/bench_reuse.png
+	$(BIN)/adasr bench sparse --json benchmarks/results/sparse.json --figure figures/bench_sparse.png
 
 clean:
 	rm -rf out .pytest_cache

@@ -33,7 +33,7 @@ ADASR_POLICIES: tuple[str, ...] = ("uniform", "allocation", "early-exit", "adasr
 POLICIES: tuple[str, ...] = (*ADASR_POLICIES, "adadiffsr")
 #: The shipped SR networks of ``model=`` / ``--model`` and their kind: ``diffusion`` (sampled, tiled, policies) or
 #: ``regression`` (one forward pass of a CNN).
-MODELS: dict[str, str] = {"sr_x4": "diffusion", "edsr_x4": "regression"}
+MODELS: dict[str, str] = {"sr_x4": "diffusion", "edsr_x4": "regression", "sr_x4_sparse15": "diffusion"}
 #: ``quant=`` / ``--quant``: float, real int8 kernels, AdaBM's adaptive bit mapping (fake quantization).
 QUANT: tuple[str, ...] = ("none", "int8", "adabm")
 #: Which quantizations each kind of model supports.
@@ -113,7 +113,9 @@ class UpscaleConfig:
 
     model: str = field(default=DEFAULT_MODEL, metadata=_option(
         "sr_x4: the diffusion model; edsr_x4: the EDSR regression CNN, one forward pass (it refuses the diffusion "
-        "options --steps, --seed, --eta, --tile, --overlap, --policy and the adaptive ones)", choices=tuple(MODELS)))
+        "options --steps, --seed, --eta, --tile, --overlap, --policy and the adaptive ones); sr_x4_sparse15: the "
+        "same diffusion UNet trained with 15 % of its weights (sparse momentum, 2,000 steps; smaller, not faster)",
+        choices=tuple(MODELS)))
     quant: str = field(default="none", metadata=_option(
         "int8: real int8 kernels (edsr_x4, on the CPU; calibrated on 64 LR patches of the training photos first, "
         "about 3 s); adabm: AdaBM's adaptive bit mapping, fake quantization (it measures accuracy, not speed), "

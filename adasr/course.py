@@ -88,6 +88,8 @@ READING: dict[str, Reference] = {
     "faster": Reference("Faster Diffusion: Rethinking the Role of the Encoder for Diffusion Model Inference",
                         "Li et al.", "NeurIPS 2024"),
     "deepcache": Reference("DeepCache: Accelerating Diffusion Models for Free", "Ma, Fang & Wang", "CVPR 2024"),
+    "sparse_momentum": Reference("Sparse Networks from Scratch: Faster Training without Losing Performance",
+                                 "Dettmers & Zettlemoyer", "arXiv 1907.04840 (2019)"),
     "lpips": Reference("The Unreasonable Effectiveness of Deep Features as a Perceptual Metric (LPIPS)",
                        "Zhang, Isola, Efros, Shechtman & Wang", "CVPR 2018"),
     "edsr": Reference("Enhanced Deep Residual Networks for Single Image Super-Resolution (EDSR)",
@@ -105,7 +107,7 @@ READING: dict[str, Reference] = {
 
 @dataclass(frozen=True)
 class Notebook:
-    """One chapter. ``number`` is its two-digit prefix ('05', or '08–09' for a planned pair); ``requires`` and
+    """One chapter. ``number`` is its two-digit prefix ('05'); ``requires`` and
     ``recommends`` list the numbers of the chapters it builds on (the dependency graph's edges)."""
 
     number: str
@@ -188,10 +190,21 @@ COURSE: tuple[Notebook, ...] = (
         "read DTSS's cost and quality against the equal-budget controls and the oracle's ceiling, and say whether it "
         "beats them",
     ), requires=("05", "06"), recommends=("02",), reading=("adadiffsr",)),
-    Notebook("08–09", "Feature reuse, sparse momentum", "planned", (
-        "count the MACs that encoder reuse (decoder mode) and DeepCache (shallow mode) save per tile-evaluation, "
-        "and measure what the reuse costs in LPIPS",
-    ), requires=("02", "03"), recommends=("05",), reading=("faster", "deepcache", "smfdm")),
+    Notebook("08", "Feature reuse", "ready", (
+        "measure how much each UNet feature changes between steps and say which one feature reuse can keep",
+        "count the MACs a decoder (encoder reuse) and a shallow (DeepCache) tile-evaluation cost against a full one, "
+        "and turn a key-step schedule into its MAC saving",
+        "compute a non-key step by hand, decode(encode(x_key, t_key), t_now), and explain why parallel decoding "
+        "gives the same images",
+        "read each reuse arm against the best uniform schedule with the same wall clock and say whether reuse pays",
+    ), requires=("02", "03"), recommends=("05", "06"), reading=("faster", "deepcache", "smfdm")),
+    Notebook("09", "Sparse momentum", "ready", (
+        "run one prune / regrow / redistribute cycle of sparse momentum by hand and match the package",
+        "read the per-layer densities over training and say which layers the momentum feeds",
+        "compare a network trained with 15 % of its weights with the dense one at the same training steps",
+        "explain with measured numbers why 15 % of the weights is not 6.7× faster on a CPU, and what fewer "
+        "channels give instead",
+    ), requires=("03",), recommends=("08",), reading=("smfdm", "sparse_momentum")),
     Notebook("10", "Adaptive quantization", "ready", (
         "quantize an activation with the asymmetric and the symmetric quantizer and say why a ReLU output wastes "
         "half of the symmetric levels",
@@ -201,7 +214,7 @@ COURSE: tuple[Notebook, ...] = (
     ), requires=("03",), recommends=("04",), reading=("adabm", "edsr")),
     Notebook("11", "Everything composed", "planned", (
         "compose allocation, early exit, feature reuse and adaptive bits in one run and say which lever pays",
-    ), requires=("05", "06", "07", "08–09", "10")),
+    ), requires=("05", "06", "07", "08", "09", "10")),
     Notebook("90", "Maths appendix", "ready", (
         "derive the posterior q(x_{t−1} | x_t, x_0) and check its mean and variance against DDPMScheduler.step",
         "go from the ELBO to L_simple and say which weights are dropped",
@@ -244,7 +257,7 @@ def reduced_edges(course: tuple[Notebook, ...] = COURSE) -> list[tuple[str, str,
 
 
 #: the row of each chapter in the course-map figure (0 the main line, +1 above, −1 / −2 below): a drawing hint
-GRAPH_ROWS: dict[str, float] = {"90": 1.0, "08–09": -1.0, "10": -2.0}
+GRAPH_ROWS: dict[str, float] = {"90": 1.0, "08": -1.0, "09": -1.0, "10": -2.0}
 
 
 def depths(course: tuple[Notebook, ...] = COURSE) -> dict[str, int]:

@@ -130,3 +130,29 @@ def dtss_controls(*, tau: float = 5e-3, codebook: tuple[int, ...] = (5, 10, 15, 
         if "continuous_update" in c.traits():
             c.continuous_update = False
     return controls
+
+
+def reuse_controls(*, cache: str = "encoder", interval: int = 2, key_steps: str = "uniform",
+                   schedule: str | None = None, steps: int | None = None) -> dict[str, Any]:
+    """The controls of feature reuse for :func:`explore` (notebook 08): ``cache`` (``none`` / ``encoder`` /
+    ``deepcache``), ``interval`` (K, 1 … 6), ``key_steps`` (the presets of :data:`adasr.config.KEY_STEPS`),
+    ``schedule`` (``linspace`` / ``balanced``) and ``steps`` (N, 1 … 20). Starting values: the arguments (the
+    package defaults — interval 2, uniform key steps, the default schedule and N — unless told otherwise).
+
+    Returns {name: widget}, to be passed as ``explore(fn, manual=True, **reuse_controls())``."""
+    from .config import CACHES, KEY_STEPS
+    from .defaults import DEFAULT_SCHEDULE, DEFAULT_STEPS
+
+    w = _ipywidgets()
+    controls: dict[str, Any] = {
+        "cache": w.Dropdown(options=list(CACHES), value=cache, description="cache"),
+        "interval": w.IntSlider(value=int(interval), min=1, max=6, description="K"),
+        "key_steps": w.Dropdown(options=list(KEY_STEPS), value=key_steps, description="key steps"),
+        "schedule": w.Dropdown(options=["linspace", "balanced"], value=schedule or DEFAULT_SCHEDULE,
+                               description="schedule"),
+        "steps": w.IntSlider(value=int(steps or DEFAULT_STEPS), min=1, max=20, description="N"),
+    }
+    for c in controls.values():
+        if "continuous_update" in c.traits():
+            c.continuous_update = False
+    return controls

@@ -42,7 +42,11 @@ def test_every_registered_file_matches_its_entry() -> None:
             continue
         with safe_open(str(path), framework="pt") as f:
             stored = {f.get_slice(k).get_dtype() for k in f.keys()}
-        assert stored == {"F16" if e["dtype"] == "float16" else "F32"}, (name, stored)
+        floating = "F16" if e["dtype"] == "float16" else "F32"
+        if e.get("format") == "sparse-bitmap":  # values, plus packed bitmaps (uint8) and shapes (int64)
+            assert stored == {floating, "U8", "I64"}, (name, stored)
+        else:
+            assert stored == {floating}, (name, stored)
 
 
 def test_shipped_weights_fit_the_budget() -> None:
@@ -158,3 +162,16 @@ def test_shipped_schedule_presets_load_and_match_their_families() -> None:
             ts = p.timesteps(n)
             assert len(ts) == n and ts[0] == 999 and all(a > b for a, b in zip(ts, ts[1:]))
             assert p.eta_for(n) is not None and p.eta_for(n) >= 0
+
+
+def test_sparse_model_is_stored_sparse_and_loads_dense() -> None:
+    """sr_x4_sparse15: fp16 values + bitmaps, under a quarter of sr_x4's file, loading as a dense UNet with 15 % of
+    its conv/linear weights nonzero."""
+    from adasr.upscaling import load_pretrained
+
+    e = entry("sr_x4_sparse15")
+    assert e["format"] == "sparse-bitmap" and e["bytes"] < entry("sr_x4")["bytes"] / 4
+    m = load_pretrained("sr_x4_sparse15")
+    ws = [p for p in m.unet.parameters() if p.ndim >= 2]
+    assert abs(sum(int((p != 0).sum()) for p in ws) / sum(p.numel() for p in ws) - 0.15) < 0.001
+    assert e["config"] == entry("sr_x4")["config"]

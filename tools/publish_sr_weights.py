@@ -4,6 +4,8 @@
     python tools/publish_sr_weights.py runs/edsr_x4 --name edsr_x4 --fp16 --command "adasr train --arch edsr ..."
     python tools/publish_sr_weights.py --name sr_x4 --recast float16     # re-store registered weights as fp16
     python tools/publish_sr_weights.py --name sr_x4 --update-metrics     # re-measure metrics_at_save only
+    python tools/publish_sr_weights.py runs/sparse15_2000 --name sr_x4_sparse15 --fp16 --sparse --no-metrics \
+        --command "adasr train --out runs/sparse15_2000 --steps 2000 --seed 0 --sparse-density 0.15"
 
 Reads ``RUN/ema.safetensors`` + ``RUN/config.json`` (or, with ``--from-checkpoint``, the EMA inside an unfinished
 ``RUN/checkpoint.pt``), writes ``adasr/weights/NAME.safetensors`` and its REGISTRY.json entry (sha256, config,
@@ -39,6 +41,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None, help="sampler steps for the metrics (default: package default)")
     p.add_argument("--fp16", action="store_true", help="store the weights in float16 (half the bytes)")
     p.add_argument("--no-metrics", action="store_true", help="skip 'adasr bench quality' (for small teaching foils)")
+    p.add_argument("--sparse", action="store_true",
+                   help="store a sparse-momentum network as nonzero values + packed bitmaps (adasr.acceleration."
+                        "sparse.pack_sparse; the registry entry gets \"format\": \"sparse-bitmap\")")
     p.add_argument("--description", default="×4 residual diffusion SR UNet (EMA weights), trained on scikit-image's "
                    "bundled photos; astronaut, camera and moon held out")
     p.add_argument("--update-metrics", action="store_true",
@@ -88,9 +93,15 @@ def main() -> None:
                      "wall_seconds": round(wall + last, 1), "resumes": events,
                      "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
                      "torch": torch.__version__})
+    extra = {}
+    if a.sparse:
+        from adasr.acceleration.sparse import pack_sparse
+
+        state = pack_sparse(state)
+        extra["format"] = "sparse-bitmap"
     register(a.name, state, config=model_cfg, command=a.command, training=training, description=a.description,
              dtype=torch.float16 if a.fp16 else torch.float32,
-             licence="MIT (this project); trained only on scikit-image's bundled images")
+             licence="MIT (this project); trained only on scikit-image's bundled images", **extra)
     if not a.no_metrics:
         record_metrics(a.name, a.steps)
 
