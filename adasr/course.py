@@ -321,6 +321,16 @@ GLOSSARY: tuple[Term, ...] = (
     Term("ε / P / T_min", "early exit's threshold, patience and warm-up (stop when the last P values of Δ are "
          "below ε, after at least T_min steps)", "06",
          ("adasr.adaptive.early_exit.EarlyExitRule", "adasr.config.AdaptiveConfig")),
+    Term("key step", "a step that runs the whole UNet and refills the tile's cache; the steps between reuse it",
+         "08", ("adasr.acceleration.reuse.key_positions", "adasr.acceleration.reuse.ReusePolicy")),
+    Term("decoder / shallow mode", "encoder reuse: decode(h_key, t); DeepCache: the outer blocks on x_t with the "
+         "cached deep feature", "08", ("adasr.sampling.denoiser.Denoiser", "adasr.models.unet.SRUNet.shallow")),
+    Term("n_wall", "the uniform step count with the same wall clock as an arm (the equal-cost control)", "08",
+         ("adasr.benchmarks.reuse.equivalent_steps", "adasr.benchmarks.reuse.best_uniform")),
+    Term("density d", "the share of a layer's (or network's) conv/linear weights that are nonzero", "09",
+         ("adasr.acceleration.sparse.SparseConfig", "adasr.acceleration.sparse.SparseMomentum.density")),
+    Term("p_t", "sparse momentum's prune rate, cosine-decayed from 0.5 to 0.005 over the run", "09",
+         ("adasr.acceleration.sparse.prune_rate",)),
     Term("FAB", "feature average bit-width: the mean activation bit over quantized layers and pixels", "10",
          ("adasr.quant.adabm.AdaBM.fab",)),
     Term("I2B", "image-to-bit: b_I ∈ {−1, 0, +1} per patch from its Sobel complexity", "10",

@@ -25,13 +25,17 @@ def test_registered():
     assert BENCHMARKS["reuse"][0] == "adasr.benchmarks.reuse" and BENCHMARKS["sparse"][0] == "adasr.benchmarks.sparse"
 
 
-def test_fit_and_equivalent_steps_closed_form():
-    runs = [{"tile_evaluations": e, "seconds": 0.5 + 0.1 * e} for e in (10, 20, 40)]
-    fit = R.fit_seconds(runs)
-    assert fit["intercept"] == pytest.approx(0.5) and fit["per_evaluation"] == pytest.approx(0.1)
-    arm = {"macs": 30 * 1000, "seconds": 0.5 + 0.1 * 25}
-    eq = R.equivalent_steps(arm, tiles=10, full_macs=1000, fit=fit)
+def test_model_seconds_and_equivalent_steps_closed_form():
+    per_mode = {"full": 0.1, "decoder": 0.05, "shallow": 0.02}
+    assert R.model_seconds({"full": 10, "decoder": 4}, per_mode) == pytest.approx(1.2)
+    arm = {"macs": 30 * 1000, "evaluations_by_mode": {"full": 20, "decoder": 10}}  # 10 tiles
+    eq = R.equivalent_steps(arm, tiles=10, full_macs=1000, per_mode=per_mode)
     assert eq["macs"] == pytest.approx(3.0) and eq["wall"] == pytest.approx(2.5)
+
+
+def test_mode_seconds_measures_every_mode(make_tiny_model):
+    ms = R.mode_seconds(make_tiny_model(), precision="fp32", tile=16, batch=2, repeats=1)
+    assert set(ms) == {"full", "decoder", "shallow"} and all(v > 0 for v in ms.values())
 
 
 def test_best_uniform_takes_the_best_point_at_or_below_the_cost():
@@ -45,16 +49,19 @@ def test_best_uniform_takes_the_best_point_at_or_below_the_cost():
 
 
 def test_controls_and_the_target():
-    fit = {"intercept": 0.0, "per_evaluation": 0.1}
-    plain = {"seconds": 4.0, "lpips": 0.25, "psnr_y": 30.5}
-    good = {"macs": 25 * 1000, "seconds": 2.5, "lpips": 0.20, "psnr_y": 30.88}  # 2.5 steps of 10 tiles
-    c = R.controls(good, CURVES, 10, 1000, fit, plain)
+    per_mode = {"full": 0.1, "decoder": 0.05}
+    plain = {"evaluations_by_mode": {"full": 40}, "seconds": 4.0, "lpips": 0.25, "psnr_y": 30.5}
+    good = {"macs": 25 * 1000, "evaluations_by_mode": {"full": 20, "decoder": 10}, "seconds": 2.5, "lpips": 0.20,
+            "psnr_y": 30.88}  # 2.5 steps of 10 tiles
+    c = R.controls(good, CURVES, 10, 1000, per_mode, plain)
     assert c["control_wall"]["lpips"] == 0.21 and c["lpips_gap_wall"] == pytest.approx(-0.01)
     assert c["psnr_gap_wall"] == pytest.approx(-0.02) and c["speedup_vs_same_schedule"] == pytest.approx(1.6)
+    assert c["measured_speedup"] == pytest.approx(1.6)
     assert c["target_met"]
-    assert not R.controls({**good, "psnr_y": 30.8}, CURVES, 10, 1000, fit, plain)["target_met"]  # −0.1 dB
-    assert not R.controls({**good, "seconds": 3.0}, CURVES, 10, 1000, fit, plain)["target_met"]  # 1.33×
-    assert not R.controls({**good, "lpips": 0.215}, CURVES, 10, 1000, fit, plain)["target_met"]
+    assert not R.controls({**good, "psnr_y": 30.8}, CURVES, 10, 1000, per_mode, plain)["target_met"]  # −0.1 dB
+    slow = {**good, "evaluations_by_mode": {"full": 30, "decoder": 0}}  # 1.33×
+    assert not R.controls(slow, CURVES, 10, 1000, per_mode, plain)["target_met"]
+    assert not R.controls({**good, "lpips": 0.215}, CURVES, 10, 1000, per_mode, plain)["target_met"]
 
 
 def test_arm_specs_skip_duplicate_key_sets():
@@ -96,17 +103,19 @@ def test_sparse_bench_pieces_on_tiny_runs(tmp_path):
 
 def test_tables_print(tmp_path):
     arm = {"family": "linspace", "n": 10, "cache": "encoder", "key_steps": "uniform", "interval": 2, "seconds": 5.0,
+           "model_seconds": 4.0,
            "psnr_y": 30.9, "lpips": 0.2, "evaluations_by_mode": {"full": 5, "decoder": 5},
            "speedup_vs_same_schedule": 1.4, "equivalent_steps": {"wall": 6.0, "macs": 7.6},
            "control_wall": {"family": "balanced", "n": 2.0, "lpips": 0.21, "psnr_y": 31.0},
            "lpips_gap_wall": -0.01, "psnr_gap_wall": -0.1, "target_met": False}
     result = {"machine": {"cpu": "x"}, "precision": "fp32", "images": ["a"], "tiles": 9, "tile": 128,
               "macs_per_tile_evaluation": {"full": 10, "decoder": 5, "shallow": 2},
+              "seconds_per_evaluation": {"full": 0.1, "decoder": 0.05, "shallow": 0.02}, "full_seconds_fp32": 0.2,
               "mode_share": {"full": 1.0, "decoder": 0.5, "shallow": 0.2}, "curves": CURVES | {},
               "arms": [arm], "parallel": [], "stack": [], "composition": {}, "smfdm_headline": None,
               "targets_met": []}
     for c in result["curves"].values():
-        c["seconds"] = [1.0] * len(c["steps"])
+        c["model_seconds"] = [1.0] * len(c["steps"])
     text = R.format_result(result)
     assert "linspace-10 encoder K2" in text and "target met by 0 of 1 arms" in text
     json.dumps(result)

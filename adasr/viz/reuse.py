@@ -24,8 +24,9 @@ MODE_COLOURS = {"full": "#444444", "decoder": "#d62728", "shallow": "#1f77b4"}
 
 
 def cost_quality_figure(result: Mapping[str, Any], metrics: Sequence[str] = ("lpips", "psnr_y"),
-                        x: str = "seconds") -> Figure:
-    """One panel per metric: wall clock (``x='seconds'``, summed over the bench's images) or MACs (``'macs'``)
+                        x: str = "model_seconds") -> Figure:
+    """One panel per metric: wall clock (``x='model_seconds'``: the runs' tile-evaluations per mode × the interleaved
+    seconds per mode, summed over the bench's images) or MACs (``'macs'``)
     against the metric for the uniform curves of each family and every reuse arm (colour: cache; marker: key-step
     preset; filled: ``linspace`` base, open: ``balanced``). An arm beats the equal-cost control where it lies below
     (LPIPS) or above (PSNR) the best curve at its own x."""
@@ -51,7 +52,7 @@ def cost_quality_figure(result: Mapping[str, Any], metrics: Sequence[str] = ("lp
             seen.add(key)
             ax.scatter(float(r[x]) / scale, r[metric], marker=mk, s=42, color=col if filled else "white",
                        edgecolors=col, linewidths=1.3, zorder=3, label=label)
-        ax.set_xlabel("wall clock, s (all images)" if x == "seconds" else "TMACs (all images)")
+        ax.set_xlabel("wall clock, s (all images)" if x.endswith("seconds") else "TMACs (all images)")
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.set_xscale("log")
         ax.grid(alpha=0.3)
