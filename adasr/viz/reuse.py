@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 from .common import METRIC_LABELS
 
@@ -55,6 +56,9 @@ def cost_quality_figure(result: Mapping[str, Any], metrics: Sequence[str] = ("lp
         ax.set_xlabel("wall clock, s (all images)" if x.endswith("seconds") else "TMACs (all images)")
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="best")
     fig.suptitle("Feature reuse against uniform DDIM (filled: linspace base, open: balanced base)")

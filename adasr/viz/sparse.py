@@ -91,16 +91,16 @@ def sparse_summary_figure(result: Mapping[str, Any], schedule: str | None = None
         s = st[a]
         if a == "sparse":
             for fmt, key in (("dense fp16", "dense"), ("values+idx", "sparse_coo"), ("values+bitmap", "sparse_bitmap")):
-                labels.append(f"sparse\n{fmt}")
+                labels.append(f"sparse, {fmt}")
                 vals.append(s[key] / 1e6)
                 cols.append(ARM_COLOURS["sparse"])
         else:
-            labels.append(f"{a}\nfp16")
+            labels.append(f"{a}, fp16")
             vals.append(s["dense"] / 1e6)
             cols.append(ARM_COLOURS.get(a, "gray"))
     ax_b.bar(range(len(vals)), vals, color=cols)
     ax_b.set_xticks(range(len(vals)))
-    ax_b.set_xticklabels(labels, fontsize=7)
+    ax_b.set_xticklabels(labels, fontsize=7, rotation=35, ha="right")
     ax_b.set_ylabel("MB")
     ax_b.set_title("storage")
     sp = result["speed"]
