@@ -66,6 +66,18 @@ def bench_images(crop: int, full: str | None) -> dict[str, np.ndarray]:
     return out
 
 
+def bench_context(args: argparse.Namespace) -> tuple[torch.device, str, Any, dict[str, np.ndarray]]:
+    """(device, precision, the shipped sr_x4 on it, the images) of a bench over held-out images: ``--device``,
+    ``--precision``, ``--crop``, ``--full`` (skipped with ``--quick``)."""
+    from ..runtime import resolve_precision
+    from ..upscaling import load_pretrained
+
+    device = torch.device(args.device or "cpu")
+    precision = resolve_precision(args.precision, device)
+    model = load_pretrained("sr_x4", device=device)
+    return device, precision, model, bench_images(args.crop, None if args.quick else (args.full or None))
+
+
 class PolicyArms:
     """Runs policies over the images with one model and scores them (one sampler call per image, timed)."""
 
@@ -255,15 +267,10 @@ def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
     from ..adaptive.policy import policy_for_model
     from ..config import AdaptiveConfig
     from ..iqa import metric_costs
-    from ..runtime import resolve_precision
     from ..sampling.policies import UniformDDIM
-    from ..upscaling import load_pretrained
 
     t0 = time.perf_counter()
-    device = torch.device(args.device or "cpu")
-    precision = resolve_precision(args.precision, device)
-    model = load_pretrained("sr_x4", device=device)
-    images = bench_images(args.crop, None if args.quick else (args.full or None))
+    device, precision, model, images = bench_context(args)
     crops = [n for n in images if not n.endswith("_512")]
     tile, overlap = args.tile, args.overlap
     arms = PolicyArms(model, images, tile=tile, overlap=overlap, seed=args.seed, precision=precision, log=log)

@@ -193,17 +193,12 @@ def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
     from ..data import make_pair, to_tensor
     from ..defaults import DEFAULT_SCHEDULE, DEFAULT_STEPS
     from ..diffusion.timesteps import get_schedule
-    from ..runtime import resolve_precision
     from ..sampling.denoiser import Denoiser
     from ..sampling.policies import UniformDDIM
-    from ..upscaling import load_pretrained
-    from .adadiffsr import PolicyArms, bench_images
+    from .adadiffsr import PolicyArms, bench_context
 
     t0 = time.perf_counter()
-    device = torch.device(args.device or "cpu")
-    precision = resolve_precision(args.precision, device)
-    model = load_pretrained("sr_x4", device=device)
-    images = bench_images(args.crop, None if args.quick else (args.full or None))
+    device, precision, model, images = bench_context(args)
     tile, overlap = args.tile, args.overlap
     arms = PolicyArms(model, images, tile=tile, overlap=overlap, seed=args.seed, precision=precision, log=log)
     lin_n = [1, 2, 3, 4, 6, 10] if args.quick else args.linspace_n

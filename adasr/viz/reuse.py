@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
+from ..acceleration.reuse import CACHE_MODES
 from .common import METRIC_LABELS
 
 _FAMILY_STYLE = {"linspace": ("k", "-"), "balanced": ("tab:green", "--")}
@@ -121,7 +122,7 @@ def key_steps_figure(masks: Mapping[str, Sequence[bool]], cache: Mapping[str, st
     fig = Figure(figsize=(0.32 * n + 3, 0.42 * len(rows) + 1.1))
     ax = fig.subplots()
     for i, name in enumerate(rows):
-        mode = {"encoder": "decoder", "deepcache": "shallow"}.get((cache or {}).get(name, "encoder"), "decoder")
+        mode = CACHE_MODES[(cache or {}).get(name, "encoder")]
         for j, key in enumerate(masks[name]):
             ax.add_patch(_rect(j, i, MODE_COLOURS["full"] if key else MODE_COLOURS[mode]))
     ax.set_xlim(0, n)
