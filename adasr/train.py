@@ -13,6 +13,10 @@ The run folder holds ``checkpoint.pt`` (model, EMA, optimiser, step, generator s
 ``checkpoint_every`` steps, so an interrupted run resumes where it stopped; only ``--steps`` may differ on resume,
 the learning-rate schedule then follows the new total), ``log.jsonl`` and, at the end,
 ``ema.safetensors`` (the EMA weights, state dict only) with ``config.json``.
+
+Checkpoints hold tensors, numbers, strings and containers of them only, and are read with
+:func:`load_checkpoint` (``torch.load(..., weights_only=True)``): a file that pickles anything else (a class, a
+callable — code that would run while it is read) is refused without being unpickled.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -97,6 +102,44 @@ def build_model(config: ModelConfig) -> SRDiffusion | EDSR:
     raise TypeError(f"unknown model configuration {type(config).__name__}")
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file that is refused: it pickles objects other than tensors, numbers, strings and containers
+    (never unpickled), or it is truncated or not a checkpoint at all."""
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a training checkpoint safely: ``torch.load(path, weights_only=True)``.
+
+    PyTorch's weights-only unpickler accepts tensors, numbers, strings, ``None`` and lists / tuples / dicts of
+    them — everything :func:`train` (model, EMA, optimiser, generator states, config, sparse masks and history)
+    and :func:`adasr.adaptive.pfj.finetune` write. Anything else in the pickle (a class instance, a function such
+    as ``os.system`` in a ``__reduce__``) is refused *before* it is created, so a crafted file cannot run code.
+
+    Raises :class:`CheckpointError` (naming the file and what to do) for such a file, for a truncated or corrupt
+    one and for one whose top level is not a dict."""
+    import pickle
+
+    path = Path(path)
+    try:
+        ck = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = next((line.strip() for line in str(exc).splitlines() if "GLOBAL" in line or "Unsupported" in line),
+                     "objects other than tensors")
+        raise CheckpointError(f"{path} was refused: it pickles objects other than tensors, numbers and strings "
+                              f"({found}), which could run code when read; adasr never unpickles them. Delete it "
+                              "or train into a new --out folder") from None
+    except (RuntimeError, EOFError, KeyError, ValueError, OSError) as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError)):
+            raise
+        first = " ".join(str(exc).split(".")[0].split())
+        raise CheckpointError(f"{path} is truncated or not a checkpoint ({first}); delete it or train into a new "
+                              "--out folder") from None
+    if not isinstance(ck, dict):
+        raise CheckpointError(f"{path} holds a {type(ck).__name__}, not a checkpoint dict; delete it or train into "
+                              "a new --out folder")
+    return ck
+
+
 def exported_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """What is shipped: the UNet of a diffusion model (its schedule is config), the whole network otherwise."""
     net = model.unet if isinstance(model, SRDiffusion) else model
@@ -153,7 +196,7 @@ def train(
     step = 0
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        ck = load_checkpoint(ckpt_path, map_location=dev)
         saved = dict(ck["config"])
         if saved.get("steps") != cfg.steps and rank == 0:
             # Only the run length may change on resume (the cosine schedule is then recomputed for the new total).

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from adasr.models.edsr import EDSR, EDSRConfig
 from adasr.models.unet import UNetConfig
 from adasr.srmodel import SRDiffusionConfig
-from adasr.train import TrainConfig, build_parser, config_from_args, ema_decay, learning_rate, train
+from adasr.train import TrainConfig, build_parser, config_from_args, ema_decay, learning_rate, load_checkpoint, train
 
 TINY = TrainConfig(
     model=SRDiffusionConfig(unet=UNetConfig(channels=(8, 16), num_res_blocks=1, time_dim=16, groups=4, heads=2)),
@@ -30,7 +30,7 @@ def test_train_then_resume_matches_uninterrupted(tmp_path):
     full = train(TINY, tmp_path / "full", device="cpu", progress=False)
     part = train(TINY, tmp_path / "part", device="cpu", progress=False, max_seconds=0.0)  # stops after 1 step
     assert part.name == "checkpoint.pt"
-    assert torch.load(part, weights_only=False)["step"] == 1
+    assert load_checkpoint(part)["step"] == 1
     resumed = train(TINY, tmp_path / "part", device="cpu", progress=False)
     a, b = load_file(str(full)), load_file(str(resumed))
     assert a.keys() == b.keys()

@@ -26,6 +26,7 @@ from adasr.benchmarks.quality import quality, regression_quality
 from adasr.models.edsr import EDSRConfig
 from adasr.registry import WEIGHTS_DIR, read_registry, register, restore_as
 from adasr.srmodel import SRDiffusionConfig
+from adasr.train import load_checkpoint
 
 #: ``--recast`` choices.
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
@@ -65,7 +66,7 @@ def main() -> None:
     if a.run is None or a.command is None:
         p.error("RUN and --command are required unless --recast or --update-metrics is given")
     if a.from_checkpoint:
-        ck = torch.load(a.run / "checkpoint.pt", map_location="cpu", weights_only=False)
+        ck = load_checkpoint(a.run / "checkpoint.pt")
         cfg = ck["config"]
         edsr = cfg["model"].get("arch") == "edsr"
         state = dict(ck["ema"]) if edsr else {k[len("unet."):]: v for k, v in ck["ema"].items() if k.startswith("unet.")}

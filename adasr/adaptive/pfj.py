@@ -439,7 +439,9 @@ def finetune(model, arm: Arm, config: PFJFinetuneConfig | None = None, *, out: s
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     if ckpt is not None and ckpt.exists():
-        ck = torch.load(ckpt, map_location=dev, weights_only=True)
+        from ..train import load_checkpoint  # weights_only=True: a crafted file cannot run code
+
+        ck = load_checkpoint(ckpt, map_location=dev)
         saved = dict(ck["config"])
         saved["steps"] = cfg.steps
         if saved != cfg.to_dict() or ck["arm"] != arm or ck["base"] != base_digest:
