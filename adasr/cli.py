@@ -5,26 +5,31 @@ traceback and never a partial output file:
 
 * 2 — a usage or input problem (bad option, unreadable / unsuitable image, bad output path, unknown device);
 * 1 — anything else the user can act on (missing or corrupt weights, out of memory, a failed write);
-* 130 — interrupted with Ctrl-C.
+* 130 — interrupted with Ctrl-C; 143 — SIGTERM; 129 — SIGHUP (128 + the signal, :mod:`adasr.interrupts`).
 
 Unexpected exceptions (bugs) are reported the same way, with a pointer to ``ADASR_DEBUG=1``, which re-raises
-them with the full traceback.
+them with the full traceback. Control characters in anything echoed (a file name with an ANSI escape sequence)
+are shown escaped (``\\x1b``), never sent raw to the terminal. ``-o`` (and ``--report`` / ``--compare``) may not
+be the input file, compared after resolving links (hard links included): adasr never replaces its input.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import sys
 import time
 import traceback
+import unicodedata
 from pathlib import Path
 from typing import Any, Sequence
 
 from .config import (DIFFUSION_ONLY, AdaptiveConfig, ConfigError, UpscaleConfig, add_config_arguments, flag_of,
                      given_values, option_fields)
+from .interrupts import describe, exit_status, ignore_further, signals_interrupt
 
 #: Subcommands implemented in their own modules, imported only when used: name → (module, one-line help).
 _DELEGATED = {
@@ -37,6 +42,26 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: The option of every config field (``n_max`` is ``--steps``), for messages that name fields.
 _FLAGS = {"n_max": "--steps", **{f.name: flag_of(f) for cls in (UpscaleConfig, AdaptiveConfig)
                                  for f in option_fields(cls)}}
+
+
+def printable(text: object) -> str:
+    """``text`` safe to print on a terminal: whitespace runs become one space and every other control or
+    format character (ESC of an ANSI escape sequence, BEL, a bidi override) is written as its escape (``\\x1b``)."""
+    out = []
+    for ch in " ".join(str(text).split()):
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its error messages (which quote what the user typed) made :func:`printable`."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {printable(message)}\n")
 
 
 def _version() -> str:
@@ -72,13 +97,13 @@ def add_upscale_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser. ``train`` and ``bench`` are listed here but parsed by their own modules."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="adasr",
         description="Adaptive diffusion super-resolution: upscale images ×4 on a CPU.",
         epilog="example: adasr upscale photo.png -o photo_x4.png --steps 10",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     up = sub.add_parser("upscale", help="upscale an image ×4", description="Upscale an image ×4 with the shipped "
                         "diffusion model or the EDSR CNN (gray, alpha and 16-bit images are kept as they are).")
     add_upscale_arguments(up)
@@ -114,7 +139,22 @@ def _check_args(a: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple
     outputs = [Path(x).resolve() for x in (a.output, a.report, a.compare) if x]
     if len(set(outputs)) != len(outputs):
         parser.error("-o, --report and --compare must be different files")
+    for flag, value in (("-o", a.output), ("--report", a.report), ("--compare", a.compare)):
+        if value and _same_file(value, a.input):
+            parser.error(f"{flag} {value} is the input file {a.input}; adasr never replaces its input, give "
+                         f"another {flag} path")
     return configs
+
+
+def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether paths ``a`` and ``b`` name the same file: equal after resolving symbolic links and ``..``, or the
+    same inode (a hard link, a bind mount)."""
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): not the same file
+        return False
 
 
 def run_upscale(a: argparse.Namespace, config: UpscaleConfig, adaptive: AdaptiveConfig) -> int:
@@ -145,6 +185,21 @@ def run_upscale(a: argparse.Namespace, config: UpscaleConfig, adaptive: Adaptive
     sr, report, _ = upscaling.upscale_tensor(img.rgb, progress=not a.quiet, **kwargs)
     written = imageio.write_image(a.output, img.to_array(sr, img.upscaled_alpha()), icc_profile=img.icc_profile)
     seconds = time.perf_counter() - t0
+    try:
+        _write_extras(a, img, sr, report, written)
+    except (OSError, KeyboardInterrupt) as exc:  # the image is on disk: the error line says so
+        exc.adasr_written = written.path  # type: ignore[union-attr]
+        raise
+    if not a.quiet:
+        print(printable(f"wrote {written.path} ({written.width}×{written.height} {written.mode}, "
+                        f"{_summary(config, report)}, {seconds:.1f} s)"))
+    return EXIT_OK
+
+
+def _write_extras(a: argparse.Namespace, img: Any, sr: Any, report: Any, written: Any) -> None:
+    """``--report`` (JSON) and ``--compare`` (figure), written after the image."""
+    from . import imageio
+
     if a.report:
         info: dict[str, Any] = dict(report.to_dict())
         info["mean_steps_per_tile"] = info["tile_evaluations"] / max(1, info["tiles"])
@@ -159,10 +214,6 @@ def run_upscale(a: argparse.Namespace, config: UpscaleConfig, adaptive: Adaptive
 
         fig = compare_figure(img.rgb, sr, title=Path(a.input).name)
         save_compare_figure(fig, a.compare)
-    if not a.quiet:
-        print(f"wrote {written.path} ({written.width}×{written.height} {written.mode}, {_summary(config, report)}, "
-              f"{seconds:.1f} s)")
-    return EXIT_OK
 
 
 def _summary(config: UpscaleConfig, report: Any) -> str:
@@ -218,9 +269,15 @@ def _release(exc: BaseException) -> None:
     traceback.clear_frames(exc.__traceback__)
 
 
-def _error(message: object, code: int) -> int:
-    text = " ".join(str(message).split()) or "unknown error"
-    print(f"adasr: error: {text}", file=sys.stderr)
+def _error(message: object, code: int, exc: BaseException | None = None) -> int:
+    """Print ``adasr: error: message`` (one line, :func:`printable`), plus what was written when ``exc`` ended the
+    run after the image (``--report`` / ``--compare`` failed); returns ``code``."""
+    text = printable(message) or "unknown error"
+    written = getattr(exc, "adasr_written", None)
+    if written is not None:
+        text += f" ({printable(written)} itself was written)"
+    with contextlib.suppress(OSError):  # a hung-up terminal: nowhere left to report to
+        print(f"adasr: error: {text}", file=sys.stderr)
     return code
 
 
@@ -236,16 +293,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     Nothing heavy is imported for ``--version`` or ``-h``; torch is loaded only by the command that needs it.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    with signals_interrupt():
+        return _run(args)
+
+
+def _run(args: list[str]) -> int:
     try:
         return _dispatch(args)
     except SystemExit as exc:  # argparse (usage errors: 2, -h/--version: 0) and modules that call sys.exit
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else _error(exc.code, 1))
-    except KeyboardInterrupt as exc:
+    except KeyboardInterrupt as exc:  # Ctrl-C, and SIGTERM / SIGHUP (adasr.interrupts.Terminated)
+        ignore_further()
         _release(exc)
         # Ctrl-C can land while a progress bar is drawing its first line (before the sampler holds the bar and can
         # close it): return to column 0 so the message is a line of its own.
-        print("\r", end="", file=sys.stderr)
-        return _error("interrupted (no output file was written)", EXIT_INTERRUPTED)
+        with contextlib.suppress(OSError):
+            print("\r", end="", file=sys.stderr)
+        if getattr(exc, "adasr_written", None) is not None:
+            return _error(f"{describe(exc)} while writing --report or --compare", exit_status(exc), exc)
+        if args and args[0] == "train":
+            return _error(f"{describe(exc)}; the same command resumes from the last checkpoint", exit_status(exc))
+        if args and args[0] in _DELEGATED:
+            return _error(describe(exc), exit_status(exc))
+        return _error(f"{describe(exc)} (no output file was written)", exit_status(exc))
     except MemoryError as exc:
         _release(exc)
         return _error("out of memory; use a smaller --tile, or crop or downscale the image first", EXIT_FAILURE)
@@ -259,11 +329,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _error(f"{exc}; reinstall adasr or restore adasr/weights/", EXIT_FAILURE)
         if "out of memory" in str(exc).lower():  # torch.OutOfMemoryError (CUDA) and allocator failures
             return _error("out of memory on the device; use a smaller --tile or --device cpu", EXIT_FAILURE)
+        if isinstance(exc, ConfigError):  # found by the library once the model is known: name the options
+            return _error(exc.render(lambda name: _FLAGS.get(name, name)), EXIT_USAGE)
         if isinstance(exc, ValueError):  # bad device, bad option combination found by the library
             return _error(exc, EXIT_USAGE)
         if isinstance(exc, OSError):
             where = f": {exc.filename}" if exc.filename else ""
-            return _error(f"{exc.strerror or exc}{where}", EXIT_FAILURE)
+            return _error(f"{exc.strerror or exc}{where}", EXIT_FAILURE, exc)
         return _error(f"unexpected {type(exc).__name__}: {exc} (a bug? rerun with ADASR_DEBUG=1 for the traceback)",
                       EXIT_FAILURE)
 

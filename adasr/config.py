@@ -5,7 +5,8 @@
 * :class:`AdaptiveConfig` — the knobs of the adaptive policies (re-exported by :mod:`adasr.adaptive.policy`).
 
 Each field's ``metadata`` is its command-line form: ``help`` (a field without it has no option), and where needed
-``flag`` (default ``--name-with-dashes``), ``choices``, ``min`` (the smallest value), ``positive`` (> 0),
+``flag`` (default ``--name-with-dashes``), ``choices``, ``min`` / ``max`` (the smallest / largest value),
+``positive`` (> 0),
 ``metavar``, ``group`` (the help section), ``diffusion`` (True: only a diffusion model uses it) and ``type`` (the
 value's type where the default is ``None``, which means "resolved from other fields").
 :func:`add_config_arguments` builds argparse options from them and :func:`given_values` reads them back, so a
@@ -21,11 +22,19 @@ from __future__ import annotations
 import argparse
 import math
 import numbers
+import re
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from typing import Any, Callable
 
 from .defaults import ADAPTIVE_STEPS, DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_SCHEDULE, DEFAULT_STEPS, DEFAULT_TILE
 from .diffusion.timesteps import SCHEDULE_NAMES, ExplicitSchedule
+
+#: The most steps N can be: T = 1000 training timesteps of the shipped models (no more distinct timesteps exist).
+MAX_STEPS = 1000
+#: Seeds are 0 … 2**64 − 1, what ``torch.Generator.manual_seed`` accepts.
+MAX_SEED = 2**64 - 1
+#: The devices adasr runs on (``--device``): the CPU and CUDA GPUs; ``auto`` picks CUDA when available.
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 #: The sampling policies of ``policy=`` / ``--policy`` (built by :func:`adasr.adaptive.policy.make_policy`).
 #: the AdaSR chapters' policies (``adasr bench adaptive`` runs these; AdaDiffSR has its own bench)
@@ -84,6 +93,9 @@ def _check_fields(config: Any) -> None:
                               f=f.name)
         if "min" in meta and value < meta["min"]:
             raise ConfigError(f"{{f}} must be at least {meta['min']}, got {_lit(value)}", f=f.name)
+        if "max" in meta and value > meta["max"]:
+            why = f" ({meta['max_why']})" if "max_why" in meta else ""
+            raise ConfigError(f"{{f}} must be at most {meta['max']}{_lit(why)}, got {_lit(value)}", f=f.name)
         if meta.get("positive") and not value > 0:
             raise ConfigError(f"{{f}} must be positive, got {_lit(value)}", f=f.name)
 
@@ -124,18 +136,20 @@ class UpscaleConfig:
     steps: int | None = field(default=None, metadata=_option(
         f"N, the most denoising steps any tile takes: uniform DDIM's step count, N_max of the adaptive policies "
         f"(default: {DEFAULT_STEPS} for uniform sampling, {ADAPTIVE_STEPS} for the adaptive policies, the length of "
-        "an explicit --schedule)", min=1, metavar="N", diffusion=True, type=int))
+        "an explicit --schedule)", min=1, max=MAX_STEPS, max_why="the model's T: no more distinct timesteps",
+        metavar="N", diffusion=True, type=int))
     schedule: str = field(default=DEFAULT_SCHEDULE, metadata=_option(
         "which timesteps the N steps visit: linspace (999 … 0, the textbook default), leading, trailing, karras, "
         "an optimised preset perceptual, balanced or fidelity (searched on the training photos: "
         "python -m adasr.adaptive.schedule_opt), or an explicit descending list such as 999,100,20",
         metavar="NAME|LIST", diffusion=True))
     seed: int = field(default=0, metadata=_option(
-        "seed of the initial noise; equal seeds give equal outputs", metavar="S", diffusion=True))
+        "seed of the initial noise, 0 … 2**64 − 1; equal seeds give equal outputs", min=0, max=MAX_SEED,
+        max_why="2**64 - 1, torch's largest seed", metavar="S", diffusion=True))
     eta: float | None = field(default=None, metadata=_option(
         "DDIM's η: 0 is deterministic DDIM, 1 adds DDPM's noise at every step (default: the η an optimised "
         "--schedule was chosen with, 0 otherwise)", min=0.0, diffusion=True, type=float))
-    device: str = field(default="auto", metadata=_option("cpu, cuda, cuda:N or auto"))
+    device: str = field(default="auto", metadata=_option("cpu, cuda, cuda:N or auto"))  # DEVICE_NAME
     precision: str = field(default=None, metadata=_option(  # type: ignore[assignment]  # None → $ADASR_PRECISION
         "auto uses bf16 where the hardware is fast at it (EDSR and quantized models run fp32)", choices=PRECISIONS,
         default_text="auto, or $ADASR_PRECISION when set", type=str))
@@ -188,9 +202,13 @@ class UpscaleConfig:
         if self.key_steps == "smfdm" and self.cache == "deepcache":
             raise ConfigError("{key_steps} smfdm decodes a group's steps in parallel, which needs {cache} encoder "
                               "(DeepCache's blocks need each step's x_t)", key_steps="key_steps", cache="cache")
+        if not DEVICE_NAME.fullmatch(self.device):
+            raise ConfigError(f"{{device}} must be cpu, cuda, cuda:N or auto (adasr runs on CPUs and NVIDIA GPUs), "
+                              f"got {_lit(repr(self.device))}", device="device")
         if self.overlap >= self.tile:
-            raise ConfigError(f"{{overlap}} ({self.overlap}) must be smaller than {{tile}} ({self.tile})",
-                              overlap="overlap", tile="tile")
+            default = ", the default" if self.overlap == DEFAULT_OVERLAP else ""
+            raise ConfigError(f"{{overlap}} ({self.overlap}{default}) must be smaller than {{tile}} ({self.tile}); give "
+                              "a larger {tile} or a smaller {overlap}", overlap="overlap", tile="tile")
         check_model_options(self.kind, self.model, self.quant, self.precision)
 
     @property

@@ -25,6 +25,8 @@ import torch
 from .paths import WEIGHTS_DIR
 
 REGISTRY_FILE = "REGISTRY.json"
+#: What every registry entry must hold: the weights file and its sha256 (model entries also a ``config`` dict).
+REQUIRED_KEYS = ("file", "sha256")
 
 #: Cap on the total size of the shipped files in ``adasr/weights/`` (the repository's size budget: 30 MB since the
 #: ε-prediction twin of sr_x4 and the four notebook-03 foils were added; 25 MB before).
@@ -46,14 +48,35 @@ def sha256_file(path: str | Path) -> str:
 def read_registry(weights_dir: Path = WEIGHTS_DIR) -> dict[str, dict[str, Any]]:
     """{name: entry} from REGISTRY.json (empty when absent)."""
     p = weights_dir / REGISTRY_FILE
-    return json.loads(p.read_text()) if p.exists() else {}
+    if not p.exists():
+        return {}
+    try:
+        reg = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise WeightsError(f"{p} is not valid JSON ({' '.join(str(exc).split())})") from None
+    if not isinstance(reg, dict) or not all(isinstance(v, dict) for v in reg.values()):
+        raise WeightsError(f"{p} is not a registry (a JSON object of weights entries)")
+    return reg
 
 
 def entry(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
     reg = read_registry(weights_dir)
     if name not in reg:
         raise WeightsError(f"no weights named {name!r} in {weights_dir / REGISTRY_FILE} (have: {sorted(reg)})")
-    return reg[name]
+    e = reg[name]
+    missing = [k for k in REQUIRED_KEYS if not isinstance(e.get(k), str)]
+    if missing:
+        raise WeightsError(f"the entry {name!r} of {weights_dir / REGISTRY_FILE} lacks {', '.join(missing)} (or it is "
+                           "not a string)")
+    return e
+
+
+def model_config(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
+    """The ``config`` dict of the registered model ``name`` (how to build the network its weights belong to)."""
+    config = entry(name, weights_dir).get("config")
+    if not isinstance(config, dict):
+        raise WeightsError(f"the entry {name!r} of {weights_dir / REGISTRY_FILE} has no model config")
+    return config
 
 
 def total_bytes(weights_dir: Path = WEIGHTS_DIR) -> int:

@@ -22,10 +22,15 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, ValueError) as exc:
         raise ValueError(f"unknown device {device!r} (use 'cpu', 'cuda', 'cuda:N' or 'auto')") from exc
+    if dev.type not in ("cpu", "cuda"):  # mps, xpu, meta, … : torch knows them, adasr is not built or tested there
+        raise ValueError(f"device {str(device)!r} is not supported: adasr runs on 'cpu', 'cuda', 'cuda:N' or 'auto'")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was requested but torch.cuda.is_available() is False; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r} does not exist: this machine has {torch.cuda.device_count()} CUDA "
+                         f"device(s), cuda:0 … cuda:{torch.cuda.device_count() - 1}")
     return dev
 
 

@@ -36,6 +36,7 @@ import torch.distributed as dist
 
 from .acceleration.sparse import SparseConfig, SparseMomentum
 from .data import TRAIN_IMAGES, CropSampler
+from .imageio import atomic_write
 from .models.edsr import EDSR, EDSRConfig
 from .runtime import autocast, resolve_device, resolve_precision
 from .srmodel import SRDiffusion, SRDiffusionConfig
@@ -225,15 +226,11 @@ def train(
             gathered: list[torch.Tensor] = [torch.empty_like(gens[0]) for _ in range(world)]
             dist.all_gather_object(gathered, gens[0])
             gens = gathered
-        if rank == 0:
-            tmp = ckpt_path.with_suffix(".tmp")
-            torch.save(
-                {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
-                 "generators": gens, "config": cfg.to_dict(),
-                 **({"sparse": sparse.state_dict()} if sparse is not None else {})},
-                tmp,
-            )
-            tmp.replace(ckpt_path)
+        if rank == 0:  # atomically: an interrupt (Ctrl-C, SIGTERM) mid-write leaves the previous checkpoint
+            state = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
+                     "generators": gens, "config": cfg.to_dict(),
+                     **({"sparse": sparse.state_dict()} if sparse is not None else {})}
+            atomic_write(ckpt_path, lambda fh: torch.save(state, fh))
 
     log = open(out / "log.jsonl", "a") if rank == 0 else None
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc="train", unit="step")

@@ -31,9 +31,9 @@ from .adaptive.policy import AdaptiveConfig
 from .config import MODELS, QUANT, ConfigError, UpscaleConfig, _lit, check_model_options
 from .data import to_tensor, to_uint8, upscale_bicubic
 from .defaults import DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_SCHEDULE, DEFAULT_STEPS, DEFAULT_TILE
-from .diffusion.timesteps import Schedule, get_schedule
+from .diffusion.timesteps import ExplicitSchedule, Schedule, get_schedule
 from .quant.adabm import AdaBMConfig
-from .registry import entry, load_state_dict
+from .registry import load_state_dict, model_config
 from .runtime import prepare_for_inference, resolve_device, resolve_precision
 from .sampling.loop import SampleResult, SamplerState, iterate_tiles
 from .sampling.policies import Policy, UniformDDIM
@@ -48,8 +48,7 @@ __all__ = ["ADABM_EDSR", "ADABM_UNET", "DEFAULT_MODEL", "DEFAULT_SCHEDULE", "DEF
 
 def load_pretrained(name: str = DEFAULT_MODEL, device: str | torch.device | None = None) -> SRDiffusion:
     """The shipped diffusion model ``name`` (EMA weights, hash-verified) in eval mode on ``device``."""
-    e = entry(name)
-    model = SRDiffusion(SRDiffusionConfig.from_dict(e["config"]))
+    model = SRDiffusion(SRDiffusionConfig.from_dict(model_config(name)))
     model.unet.load_state_dict(load_state_dict(name))
     return model.eval().to(resolve_device(device))
 
@@ -517,8 +516,15 @@ def prepare_upscale(
 ) -> UpscaleJob | RegressionJob:
     """Validate the arguments (cheap checks first), load and prepare the model, build the policy and up(LR): an
     :class:`UpscaleJob` (diffusion) or a :class:`RegressionJob`. Arguments as :func:`upscale_tensor`."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor (1, 3, h, w), got {type(x).__name__}; adasr.upscale takes arrays")
     if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3:
         raise ValueError(f"expected a (1, 3, h, w) tensor, got {tuple(x.shape)}")
+    if x.shape[-2] < 1 or x.shape[-1] < 1:
+        raise ValueError(f"the image is empty ({x.shape[-2]}×{x.shape[-1]} pixels); give at least 1×1")
+    if not x.is_floating_point():
+        raise ValueError(f"expected a floating-point tensor in [-1, 1], got {x.dtype}; adasr.data.to_tensor converts "
+                         "uint8 images")
     if not torch.isfinite(x).all():
         raise ValueError("input contains NaN or infinite values")
     t_start = time.perf_counter()
@@ -569,7 +575,11 @@ def prepare_upscale(
     try:
         sched.timesteps(n_steps)  # an explicit list of another length, a t_end too close to T, … fail here
     except ValueError as exc:
-        raise ConfigError(f"{{schedule}}: {_lit(str(exc))}", schedule="schedule") from None
+        if isinstance(sched, ExplicitSchedule):  # the list itself is wrong (beyond T, …)
+            raise ConfigError(f"{{schedule}}: {_lit(str(exc))}", schedule="schedule") from None
+        name = _lit(getattr(sched, "name", type(sched).__name__))
+        raise ConfigError(f"{{steps}} {n_steps} does not fit {{schedule}} {name}: {_lit(str(exc))}; use fewer "
+                          "{steps}", schedule="schedule", steps="steps") from None
     adaptive_used = None
     if kind == "diffusion" and not isinstance(policy, Policy):
         checked = _named_adaptive(config.policy, adaptive, n_steps)
@@ -581,6 +591,12 @@ def prepare_upscale(
     if kind != "diffusion":
         return RegressionJob(info, x.to(dev).float(), dev, t_start)
     net = prepare_for_inference(info.net, dev, prec)
+    m = net.unet.multiple
+    if config.tile % m:
+        k = m.bit_length() - 1
+        raise ConfigError(f"{{tile}} must be a multiple of {m} (the UNet halves the resolution {k} time"
+                          f"{'s' if k != 1 else ''}), got {config.tile}; try {max(m, config.tile // m * m)} or "
+                          f"{-(-config.tile // m) * m}", tile="tile")
     h, w = x.shape[-2:]
     up = upscale_bicubic(x.to(dev).float(), net.config.scale)
     H, W = up.shape[-2:]
@@ -641,4 +657,6 @@ def upscale(image: np.ndarray, **kwargs: Any) -> np.ndarray:
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"upscale expects a uint8 (h, w, 3) RGB array, got {arr.dtype} {arr.shape}; "
                          "use adasr.imageio.read_image for files, grayscale, alpha or 16-bit images")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"upscale got an empty image {arr.shape}; give at least 1×1 pixels")
     return to_uint8(upscale_tensor(to_tensor(arr), **kwargs).image)

@@ -133,7 +133,18 @@ def test_no_command(capsys):
     (["--steps", "0"], "must be at least 1"),
     (["--steps", "ten"], "expected a whole number"),
     (["--tile", "4"], "must be at least 8"),
-    (["--tile", "32", "--overlap", "32"], "--overlap (32) must be smaller than --tile (32)"),
+    (["--tile", "16", "--overlap", "24"], "--overlap (24) must be smaller than --tile (16)"),
+    (["--tile", "16"], "--overlap (32, the default) must be smaller than --tile (16)"),
+    (["--tile", "10"], "--overlap (32, the default) must be smaller than --tile (10); give a larger --tile or a "
+                       "smaller --overlap"),
+    (["--seed", str(2**64)], "--seed must be at most 18446744073709551615 (2**64 - 1, torch's largest seed), got "
+                             "18446744073709551616"),
+    (["--seed", "-1"], "--seed: must be at least 0, got -1"),
+    (["--steps", "100000", "--policy", "adasr"], "--steps must be at most 1000 (the model's T: no more distinct "
+                                                 "timesteps), got 100000"),
+    (["--eta", "nan"], "--eta must be a finite number, got nan"),
+    (["--eta", "inf"], "--eta must be a finite number, got inf"),
+    (["--epsilon", "nan"], "--epsilon must be a finite number, got nan"),
     (["--precision", "fp16"], "invalid choice: 'fp16'"),
     (["--eta", "-1"], "--eta must be at least 0.0, got -1.0"),
     (["--model", "edsr"], "invalid choice: 'edsr'"),
@@ -273,7 +284,11 @@ def test_compare_must_be_png(capsys, tmp_path, fake_upscaler):
 
 
 @pytest.mark.parametrize("device,message", [
-    ("tpu", "unknown device 'tpu'"),
+    ("tpu", "--device must be cpu, cuda, cuda:N or auto (adasr runs on CPUs and NVIDIA GPUs), got 'tpu'"),
+    ("mps", "--device must be cpu, cuda, cuda:N or auto (adasr runs on CPUs and NVIDIA GPUs), got 'mps'"),
+    ("meta", "--device must be cpu, cuda, cuda:N or auto"),
+    ("xpu", "--device must be cpu, cuda, cuda:N or auto"),
+    ("cuda:x", "--device must be cpu, cuda, cuda:N or auto"),
     ("cuda", "torch.cuda.is_available() is False"),
 ])
 def test_bad_device(capsys, tmp_path, fake_upscaler, device, message):
@@ -282,7 +297,7 @@ def test_bad_device(capsys, tmp_path, fake_upscaler, device, message):
     src = save(tmp_path / "in.png", rgb8())
     code, _, err = run_main(capsys, "upscale", src, "-o", tmp_path / "out.png", "--device", device)
     assert code == 2
-    assert_one_line_error(err, message)
+    assert_one_line_error(err.splitlines(keepends=True)[-1], message)  # config errors print the usage line first
     assert not fake_upscaler
 
 
@@ -549,34 +564,196 @@ def test_shipped_model_through_python_m_adasr(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text())["output"]["width"] == 32
 
 
-def _sigint_default() -> None:
-    """A test runner started in the background (``cmd &`` without job control) ignores SIGINT, its children inherit
-    that, and Python then installs no KeyboardInterrupt handler: give the child the default disposition back."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def _signals_default() -> None:
+    """A test runner started in the background (``cmd &`` without job control) ignores SIGINT, one under ``nohup``
+    ignores SIGHUP, and children inherit that (adasr then leaves them ignored): give the child the defaults back."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
 
 
-def test_ctrl_c_exits_130_with_one_clean_line_and_no_output(tmp_path):
-    """SIGINT while the model samples: exit 130, the progress bar is cleared first, the error stands on its own
-    line, and neither the output nor a temporary file is left behind."""
+@pytest.mark.parametrize("sig,code,message", [
+    (signal.SIGINT, 130, "adasr: error: interrupted (no output file was written)"),
+    (signal.SIGTERM, 143, "adasr: error: terminated (SIGTERM) (no output file was written)"),
+    (signal.SIGHUP, 129, "adasr: error: hung up (SIGHUP) (no output file was written)"),
+])
+def test_signal_while_sampling_exits_with_one_clean_line_and_no_output(tmp_path, sig, code, message):
+    """Ctrl-C, SIGTERM or SIGHUP while the model samples: exit 128 + signal, the progress bar is cleared first, the
+    error stands on its own line, and neither the output nor a temporary file is left behind."""
     src = save(tmp_path / "in.png", rgb8(64, 64))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("ADASR_DEBUG", None)
     proc = subprocess.Popen([sys.executable, "-m", "adasr", "upscale", str(src), "-o", str(tmp_path / "out.png"),
                              "--steps", "200", "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=tmp_path, env=env, preexec_fn=_sigint_default)
+                            cwd=tmp_path, env=env, preexec_fn=_signals_default)
     seen = b""
     try:
         while b"tile-step" not in seen:  # the sampler's progress bar: the model is running
             chunk = proc.stderr.read1(256)
             assert chunk, f"process ended before sampling: {seen.decode(errors='replace')}"
             seen += chunk
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, rest = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
     err = (seen + rest).decode()
-    assert proc.returncode == 130
-    assert re.split(r"[\r\n]", err.rstrip("\n"))[-1] == "adasr: error: interrupted (no output file was written)"
+    assert proc.returncode == code, err
+    assert re.split(r"[\r\n]", err.rstrip("\n"))[-1] == message
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+@pytest.mark.parametrize("sig,code,message", [
+    (signal.SIGTERM, 143, "terminated (SIGTERM) (no output file was written)"),
+    (signal.SIGHUP, 129, "hung up (SIGHUP) (no output file was written)"),
+    (signal.SIGINT, 130, "interrupted (no output file was written)"),
+])
+def test_a_real_signal_during_the_write_leaves_the_old_output_and_no_part_file(capsys, tmp_path, monkeypatch,
+                                                                                 fake_upscaler, sig, code, message):
+    """The signal is delivered to this process while the output's hidden ``*.part`` file is open: the handler
+    raises where the write is, ``atomic_write`` removes the part file, the previous output stays, and afterwards
+    the test runner's own handlers are back."""
+    import time
+
+    src = save(tmp_path / "in.png", rgb8())
+    out = tmp_path / "out.png"
+    out.write_bytes(b"previous result")
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a background runner may ignore SIGINT
+
+    parts: list[str] = []
+
+    def killed(fd):  # os.fsync of the part file: its bytes are written, it is not renamed yet
+        parts.extend(p.name for p in tmp_path.iterdir() if p.name.endswith(".part"))
+        os.kill(os.getpid(), sig)
+        time.sleep(30)  # the handler raises here, at once
+        raise AssertionError("the signal did not interrupt the write")
+
+    try:
+        monkeypatch.setattr(os, "fsync", killed)
+        code_got, _, err = run_main(capsys, "upscale", src, "-o", out)
+    finally:
+        after = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+        signal.signal(signal.SIGINT, before[signal.SIGINT])
+    assert code_got == code, err
+    assert len(parts) == 1  # the signal landed while the hidden part file existed
+    assert err == f"\radasr: error: {message}\n"
+    assert out.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out.png"]
+    assert after == {s: before[s] for s in (signal.SIGTERM, signal.SIGHUP)}  # handlers restored
+
+
+def test_a_signal_while_the_cli_is_imported_is_one_line_not_a_traceback(capsys, monkeypatch):
+    """``adasr.__main__.main`` installs the handlers before it imports the CLI (about 0.1 s of imports): a signal
+    landing in those imports ends with the usual line and status."""
+    import builtins
+
+    import adasr.__main__ as entry
+    from adasr.interrupts import Terminated
+
+    real_import = builtins.__import__
+
+    def slow_import(name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 1 and name == "cli" and (globals or {}).get("__package__") == "adasr":
+            raise Terminated(signal.SIGTERM)  # as the handler would, mid-import
+        return real_import(name, globals, locals, fromlist, level)
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    monkeypatch.setattr(builtins, "__import__", slow_import)
+    code = entry.main(["--version"])
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert code == 143
+    assert err == "\radasr: error: terminated (SIGTERM) while starting (nothing was written)\n"
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_the_console_script_enters_through_the_signal_safe_entry_point():
+    """pyproject's ``adasr`` script is ``adasr.__main__:main`` (handlers first), not ``adasr.cli:main``."""
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["adasr"] == "adasr.__main__:main"
+
+
+# ------------------------------------------------------------------------- never the input, escaped names, extras
+def _same_as_input(tmp_path: Path, how: str) -> tuple[Path, Path]:
+    src = save(tmp_path / "in.png", rgb8())
+    if how == "same":
+        return src, src
+    if how == "dotdot":
+        (tmp_path / "sub").mkdir()
+        return src, tmp_path / "sub" / ".." / "in.png"
+    if how == "symlink":
+        (tmp_path / "link.png").symlink_to(src)
+        return tmp_path / "link.png", src
+    os.link(src, tmp_path / "hard.png")  # a hard link: another name, the same file
+    return tmp_path / "hard.png", src
+
+
+@pytest.mark.parametrize("how", ["same", "dotdot", "symlink", "hardlink"])
+@pytest.mark.parametrize("flag", ["-o", "--report", "--compare"])
+def test_an_output_that_is_the_input_is_refused(capsys, tmp_path, fake_upscaler, how, flag):
+    src, target = _same_as_input(tmp_path, how)
+    before = src.read_bytes()
+    args = ["upscale", src, "-o", tmp_path / "out.png"] if flag != "-o" else ["upscale", src]
+    code, _, err = run_main(capsys, *args, flag, target)
+    assert code == 2 and not fake_upscaler
+    assert f"adasr: error: {flag} {target} is the input file {src}; adasr never replaces its input" in err
+    assert src.read_bytes() == before and not (tmp_path / "out.png").exists()
+
+
+def test_control_characters_in_names_are_escaped(capsys, tmp_path, fake_upscaler):
+    evil = "a\x1b[31mred\x07.png"
+    code, _, err = run_main(capsys, "upscale", tmp_path / evil, "-o", tmp_path / "out.png")  # missing input
+    assert code == 2 and "\x1b" not in err and "\x07" not in err
+    assert "a\\x1b[31mred\\x07.png" in err
+    code, _, err = run_main(capsys, "upscale", tmp_path / "in.png", "-o", "o.png", "--model", "\x1b[2J")
+    assert code == 2 and "\x1b" not in err and "invalid choice: '\\x1b[2J'" in err
+    src = save(tmp_path / "in.png", rgb8())
+    code, out, err = run_main(capsys, "upscale", src, "-o", tmp_path / evil, "--device", "cpu")
+    assert code == 0, err
+    assert "\x1b" not in out and out.startswith(f"wrote {tmp_path}/a\\x1b[31mred\\x07.png (32×32 RGB")
+    assert (tmp_path / evil).exists()
+
+
+def test_printable_keeps_text_and_escapes_controls():
+    assert cli.printable("ünïcode → ×4  spaced\n text") == "ünïcode → ×4 spaced text"
+    assert cli.printable("\x1b[0m\x9b\u202e") == "\\x1b[0m\\x9b\\u202e"
+
+
+@pytest.mark.parametrize("flag,target", [("--report", "r.json"), ("--compare", "cmp.png")])
+def test_a_failed_extra_write_says_the_image_was_written(capsys, tmp_path, monkeypatch, fake_upscaler, flag, target):
+    import errno
+
+    src = save(tmp_path / "in.png", rgb8())
+    real = imageio.atomic_write
+
+    def full_disk(path, write):
+        if Path(path).name == target:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, write)
+
+    monkeypatch.setattr(imageio, "atomic_write", full_disk)
+    code, _, err = run_main(capsys, "upscale", src, "-o", tmp_path / "out.png", flag, tmp_path / target)
+    assert code == 1
+    assert_one_line_error(err, f"No space left on device: {tmp_path / target} ({tmp_path / 'out.png'} itself was "
+                               "written)")
+    assert (tmp_path / "out.png").exists() and not (tmp_path / target).exists()
+
+
+def test_an_interrupt_while_writing_the_report_says_the_image_was_written(capsys, tmp_path, monkeypatch,
+                                                                          fake_upscaler):
+    src = save(tmp_path / "in.png", rgb8())
+    real = imageio.atomic_write
+
+    def interrupted(path, write):
+        if Path(path).suffix == ".json":
+            raise KeyboardInterrupt
+        return real(path, write)
+
+    monkeypatch.setattr(imageio, "atomic_write", interrupted)
+    code, _, err = run_main(capsys, "upscale", src, "-o", tmp_path / "out.png", "--report", tmp_path / "r.json")
+    assert code == 130
+    assert err == (f"\radasr: error: interrupted while writing --report or --compare ({tmp_path / 'out.png'} itself "
+                   "was written)\n")

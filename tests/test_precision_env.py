@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -83,3 +85,19 @@ def test_cli_help_names_the_variable():
 
     help_text = build_parser()._subparsers._group_actions[0].choices["upscale"].format_help()
     assert "ADASR_PRECISION" in help_text
+
+
+# ----------------------------------------------------------------------------------------------- resolve_device
+@pytest.mark.parametrize("name,message", [
+    ("mps", "device 'mps' is not supported: adasr runs on 'cpu', 'cuda', 'cuda:N' or 'auto'"),
+    ("meta", "device 'meta' is not supported"),
+    ("xpu", "device 'xpu' is not supported"),
+    ("tpu", "unknown device 'tpu'"),
+    ("cuda:x", "unknown device 'cuda:x'"),
+])
+def test_resolve_device_names_what_adasr_runs_on(name, message):
+    from adasr.runtime import resolve_device
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        resolve_device(name)
+    assert resolve_device("cpu").type == "cpu"

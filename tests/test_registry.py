@@ -17,6 +17,7 @@ from adasr.registry import (
     WEIGHTS_DIR,
     WeightsError,
     entry,
+    model_config,
     load_state_dict,
     read_registry,
     register,
@@ -175,3 +176,27 @@ def test_sparse_model_is_stored_sparse_and_loads_dense() -> None:
     ws = [p for p in m.unet.parameters() if p.ndim >= 2]
     assert abs(sum(int((p != 0).sum()) for p in ws) / sum(p.numel() for p in ws) - 0.15) < 0.001
     assert e["config"] == entry("sr_x4")["config"]
+
+
+# ------------------------------------------------------------------------------------- a damaged REGISTRY.json
+@pytest.mark.parametrize("text,message", [
+    ("{not json", r"REGISTRY.json is not valid JSON \(Expecting property name enclosed in double quotes: line 1"),
+    ("[1, 2]", r"REGISTRY.json is not a registry \(a JSON object of weights entries\)"),
+    ('{"a": 3}', r"REGISTRY.json is not a registry"),
+    (b"\xff\xfe{".decode("latin-1"), "REGISTRY.json is not valid JSON"),
+])
+def test_a_damaged_registry_names_the_file(tmp_path, text, message) -> None:
+    (tmp_path / REGISTRY_FILE).write_text(text, encoding="latin-1")
+    with pytest.raises(WeightsError, match=f"^{tmp_path}/{message}"):
+        read_registry(tmp_path)
+
+
+def test_entries_without_file_or_hash_or_config_are_named(tmp_path) -> None:
+    (tmp_path / REGISTRY_FILE).write_text(json.dumps({"a": {"file": "a.safetensors"},
+                                                      "b": {"file": "b.safetensors", "sha256": "00"}}))
+    with pytest.raises(WeightsError, match=r"the entry 'a' of .*REGISTRY.json lacks sha256"):
+        entry("a", tmp_path)
+    assert entry("b", tmp_path)["sha256"] == "00"
+    with pytest.raises(WeightsError, match=r"the entry 'b' of .*REGISTRY.json has no model config"):
+        model_config("b", tmp_path)
+    assert model_config("sr_x4")["unet"]["channels"]  # the shipped ones have theirs

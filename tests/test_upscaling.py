@@ -19,7 +19,7 @@ from adasr.defaults import ADAPTIVE_STEPS, DEFAULT_OVERLAP, DEFAULT_SCHEDULE, DE
 from adasr.models.edsr import EDSR, EDSRConfig
 from adasr.sampling.policies import UniformDDIM
 from adasr.upscaling import (ADABM_EDSR, ADABM_UNET, UpscaleModel, load_model, prepare_upscale, resolve_policy,
-                             upscale_tensor)
+                             upscale, upscale_tensor)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in tests/conftest.py
 
@@ -136,6 +136,20 @@ def test_schedule_knob_lists_and_eta_in_the_report(make_tiny_model):
     (dict(schedule="999,20", policy="adasr"), "explicit schedule list cannot"),
     (dict(schedule="1200,20"), "schedule: the schedule 1200,20 starts at 1200, beyond the chain's 999"),
     (dict(schedule=3.0), "schedule must be a name, a list of timesteps or a Schedule"),
+    (dict(eta=float("inf")), "eta must be a finite number, got inf"),
+    (dict(seed=2**64), r"seed must be at most 18446744073709551615 \(2\*\*64 - 1, torch's largest seed\)"),
+    (dict(seed=-1), "seed must be at least 0, got -1"),
+    (dict(seed=float("nan")), "seed must be a whole number, got nan"),
+    (dict(steps=1001), r"steps must be at most 1000 \(the model's T"),
+    (dict(steps=999), "steps 999 does not fit schedule balanced: t_end=50 leaves no room for 999 distinct steps"),
+    (dict(tile=9, overlap=0), r"tile must be a multiple of 2 \(the UNet halves the resolution 1 time\), got 9; "
+                              "try 8 or 10"),
+    (dict(tile=float("nan")), "tile must be a whole number, got nan"),
+    (dict(overlap=-1), "overlap must be at least 0, got -1"),
+    (dict(cache="encoder", cache_interval=0), "cache_interval must be at least 1, got 0"),
+    (dict(device="mps"), "device must be cpu, cuda, cuda:N or auto"),
+    (dict(device="meta"), "device must be cpu, cuda, cuda:N or auto"),
+    (dict(adaptive=None, policy="early-exit", steps=4, eta=float("nan")), "eta must be a finite number, got nan"),
 ])
 def test_bad_arguments_raise_value_error_naming_them(make_tiny_model, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -151,6 +165,30 @@ def test_regression_model_refuses_diffusion_arguments(kwargs):
         upscale_tensor(X, model=tiny_edsr(), **kwargs)
     with pytest.raises(ValueError, match="precision bf16 is for the float diffusion model; EDSR runs in fp32"):
         upscale_tensor(X, model=tiny_edsr(), precision="bf16")
+
+
+def test_bad_images_raise_value_error(make_tiny_model):
+    net = make_tiny_model()
+    with pytest.raises(ValueError, match=r"the image is empty \(0×0 pixels\)"):
+        upscale_tensor(torch.zeros(1, 3, 0, 0), model=net)
+    with pytest.raises(ValueError, match=r"the image is empty \(5×0 pixels\)"):
+        upscale_tensor(torch.zeros(1, 3, 5, 0), model=net)
+    with pytest.raises(ValueError, match="expected a floating-point tensor in \\[-1, 1\\], got torch.uint8"):
+        upscale_tensor(torch.zeros(1, 3, 4, 4, dtype=torch.uint8), model=net)
+    with pytest.raises(TypeError, match="expected a torch.Tensor"):
+        upscale_tensor(np.zeros((1, 3, 4, 4), np.float32), model=net)
+    with pytest.raises(ValueError, match="input contains NaN or infinite values"):
+        upscale_tensor(torch.full((1, 3, 4, 4), float("nan")), model=net)
+    with pytest.raises(ValueError, match=r"upscale got an empty image \(0, 0, 3\)"):
+        upscale(np.zeros((0, 0, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"upscale got an empty image \(0, 7, 3\)"):
+        upscale(np.zeros((0, 7, 3), np.uint8))
+
+
+def test_the_smallest_images_upscale(make_tiny_model):
+    net = make_tiny_model()
+    assert upscale_tensor(torch.zeros(1, 3, 1, 1), model=net, steps=2).image.shape == (1, 3, 4, 4)
+    assert upscale_tensor(torch.zeros(1, 3, 2, 3), model=net, steps=2).image.shape == (1, 3, 8, 12)
 
 
 # --------------------------------------------------------------------------------------------------- regression
@@ -255,8 +293,9 @@ def test_upscale_config_defaults_and_kwargs():
                                                              "precision": "auto"}
     with pytest.raises(ConfigError) as info:
         UpscaleConfig(tile=32, overlap=40)
-    assert str(info.value) == "overlap (40) must be smaller than tile (32)"
-    assert info.value.render(lambda n: "--" + n) == "--overlap (40) must be smaller than --tile (32)"
+    assert str(info.value) == "overlap (40) must be smaller than tile (32); give a larger tile or a smaller overlap"
+    assert info.value.render(lambda n: "--" + n) == ("--overlap (40) must be smaller than --tile (32); give a larger "
+                                                     "--tile or a smaller --overlap")
 
 
 def test_add_config_arguments_reads_the_metadata():

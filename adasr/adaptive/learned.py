@@ -190,9 +190,8 @@ def train_complexity_net(model, config: ComplexityTrainConfig | None = None, net
 
 def load_complexity_net(name: str = "complexity_net") -> ComplexityNet:
     """The shipped, trained estimator (hash-verified), in eval mode."""
-    from ..registry import entry, load_state_dict
+    from ..registry import load_state_dict, model_config
 
-    e = entry(name)
-    net = ComplexityNet(ComplexityNetConfig(**e["config"]))
+    net = ComplexityNet(ComplexityNetConfig(**model_config(name)))
     net.load_state_dict(load_state_dict(name))
     return net.eval()

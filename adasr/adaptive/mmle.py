@@ -292,10 +292,9 @@ def train_mmle(data: GainData, config: MMLETrainConfig | None = None, net_config
 
 def load_mmle_regressor(name: str = "mmle_regressor") -> MMLERegressor:
     """The shipped, trained regressor (hash-verified), in eval mode."""
-    from ..registry import entry, load_state_dict
+    from ..registry import load_state_dict, model_config
 
-    e = entry(name)
-    cfg = dict(e["config"])
+    cfg = dict(model_config(name))
     cfg["target_scale"] = tuple(cfg["target_scale"])
     net = MMLERegressor(MMLEConfig(**cfg))
     net.load_state_dict(load_state_dict(name))

@@ -454,12 +454,13 @@ def finetune(model, arm: Arm, config: PFJFinetuneConfig | None = None, *, out: s
         resumed_from = step
 
     def save_checkpoint() -> None:
+        from ..imageio import atomic_write  # an interrupt mid-write leaves the previous checkpoint
+
         assert ckpt is not None
-        tmp = ckpt.with_suffix(".tmp")
-        torch.save({"model": net.unet.state_dict(), "ema": ema.unet.state_dict(), "opt": opt.state_dict(),
-                    "step": step, "generator": gen.get_state(), "stream": stream, "config": cfg.to_dict(),
-                    "arm": arm, "base": base_digest}, tmp)
-        tmp.replace(ckpt)
+        state = {"model": net.unet.state_dict(), "ema": ema.unet.state_dict(), "opt": opt.state_dict(),
+                 "step": step, "generator": gen.get_state(), "stream": stream, "config": cfg.to_dict(),
+                 "arm": arm, "base": base_digest}
+        atomic_write(ckpt, lambda fh: torch.save(state, fh))
 
     from ..data import CropSampler
     from tqdm.auto import tqdm

@@ -133,9 +133,9 @@ class EDSR(nn.Module):
 
 def load_edsr(name: str = "edsr_x4", device: str | torch.device | None = None) -> EDSR:
     """The shipped EDSR ``name`` (EMA weights, hash-verified) in eval mode, float32."""
-    from ..registry import entry, load_state_dict
+    from ..registry import load_state_dict, model_config
     from ..runtime import resolve_device
 
-    model = EDSR(EDSRConfig.from_dict(entry(name)["config"]))
+    model = EDSR(EDSRConfig.from_dict(model_config(name)))
     model.load_state_dict({k: v.float() for k, v in load_state_dict(name).items()})
     return model.eval().to(resolve_device(device))
