@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import logging
 import os
 import sys
 import time
@@ -230,6 +231,8 @@ def _summary(config: UpscaleConfig, report: Any) -> str:
     if reuse:
         full = report.evaluations_by_mode.get("full", 0)
         text += f", {reuse['cache']} cache: {full} of {report.tile_evaluations} tile-evaluations full"
+    if getattr(report, "deterministic", False):
+        text += ", deterministic"
     fab = getattr(report, "fab", None)
     return text + (f" (FAB {fab:.2f})" if fab is not None else "")
 
@@ -293,8 +296,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     Nothing heavy is imported for ``--version`` or ``-h``; torch is loaded only by the command that needs it.
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    with signals_interrupt():
-        return _run(args)
+    pil_log = logging.getLogger("PIL")
+    level = pil_log.level
+    # Pillow logs what it skips in a damaged file ("More samples per pixel than can be decoded"); the outcome is
+    # the one line below (or the image), so those notes would only be extra stderr lines.
+    pil_log.setLevel(logging.CRITICAL)
+    try:
+        with signals_interrupt():
+            return _run(args)
+    finally:
+        pil_log.setLevel(level)
 
 
 def _run(args: list[str]) -> int:

@@ -83,6 +83,8 @@ def _check_fields(config: Any) -> None:
         if value is None and f.default is None:
             continue
         kind = meta.get("type") or (type(f.default) if f.default is not MISSING else None)
+        if kind is bool and not isinstance(value, bool):
+            raise ConfigError(f"{{f}} must be True or False, got {_lit(repr(value))}", f=f.name)
         if kind is int and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
             raise ConfigError(f"{{f}} must be a whole number, got {_lit(repr(value))}", f=f.name)
         if kind is float and (isinstance(value, bool) or not isinstance(value, numbers.Real)
@@ -153,6 +155,9 @@ class UpscaleConfig:
     precision: str = field(default=None, metadata=_option(  # type: ignore[assignment]  # None → $ADASR_PRECISION
         "auto uses bf16 where the hardware is fast at it (EDSR and quantized models run fp32)", choices=PRECISIONS,
         default_text="auto, or $ADASR_PRECISION when set", type=str))
+    deterministic: bool = field(default=False, metadata=_option(
+        "bit-identical output whatever the number of CPU threads: fp32 on one thread (the other cores idle; plain "
+        "fp32 differs by about 1e-6 between thread counts, bf16 by one level in about 1 % of pixels)"))
     tile: int = field(default=DEFAULT_TILE, metadata=_option(
         "tile size in output pixels; smaller uses less memory", min=8, metavar="PX", diffusion=True))
     overlap: int = field(default=DEFAULT_OVERLAP, metadata=_option(
@@ -179,7 +184,7 @@ class UpscaleConfig:
 
             try:
                 env = default_precision()
-                if env == "bf16" and (self.kind != "diffusion" or self.quant != "none"):
+                if env == "bf16" and (self.kind != "diffusion" or self.quant != "none" or self.deterministic is True):
                     env = "fp32"  # the environment's bf16 applies to the float diffusion model only
                 object.__setattr__(self, "precision", env)
             except ValueError as exc:
@@ -202,6 +207,9 @@ class UpscaleConfig:
         if self.key_steps == "smfdm" and self.cache == "deepcache":
             raise ConfigError("{key_steps} smfdm decodes a group's steps in parallel, which needs {cache} encoder "
                               "(DeepCache's blocks need each step's x_t)", key_steps="key_steps", cache="cache")
+        if self.deterministic and self.precision == "bf16":
+            raise ConfigError("{deterministic} runs in fp32 (bf16 sums depend on the thread count); leave {precision} "
+                              "at auto or fp32", deterministic="deterministic", precision="precision")
         if not DEVICE_NAME.fullmatch(self.device):
             raise ConfigError(f"{{device}} must be cpu, cuda, cuda:N or auto (adasr runs on CPUs and NVIDIA GPUs), "
                               f"got {_lit(repr(self.device))}", device="device")
@@ -363,6 +371,11 @@ def add_config_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGro
                               "help": f"{meta['help']} (default: {meta.get('default_text', f.default)})".replace("%", "%%")}
         if "choices" in meta:
             kw["choices"] = meta["choices"]
+        if (meta.get("type") or type(f.default)) is bool:  # a switch: given → True, absent → None (the default)
+            kw.update(action="store_const", const=True)
+            kw["help"] = meta["help"].replace("%", "%%")
+            parser.add_argument(flag_of(f), **kw)
+            continue
         if _parser_type(f) is not None:
             kw["type"] = _parser_type(f)
         if "metavar" in meta:

@@ -5,20 +5,33 @@ the EXIF orientation and returns a :class:`LoadedImage`: the colour as a float t
 (the model's convention, see :mod:`adasr.data`), the alpha channel (if any) as ``(1, 1, h, w)`` in [0, 1], and what
 is needed to write the result back the way the input was stored:
 
-===========================  ===============================  ==================================
-input (Pillow mode)          what the model sees              written back as
-===========================  ===============================  ==================================
-``L``, ``1``                 gray replicated to RGB           8-bit gray (``L``)
-``I;16`` / ``I`` (16-bit)    gray replicated, 16-bit precise  16-bit gray
-``LA``                       gray replicated; alpha bicubic   gray + alpha (``LA``)
-``RGB``, ``CMYK``, others   RGB                              ``RGB``
-``RGBA``, ``PA``             RGB; alpha bicubic ×4            ``RGBA``
-``P`` (palette)              RGB (RGBA with transparency)     ``RGB`` / ``RGBA``
-16-bit RGB / RGBA / LA PNG   full 16-bit precision            16-bit PNG of the same type
-===========================  ===============================  ==================================
+=================================  ==================================  ==================================
+input (Pillow mode)                what the model sees                 written back as
+=================================  ==================================  ==================================
+``L``, ``1``                       gray replicated to RGB              8-bit gray (``L``)
+``I;16``, ``I;16B``, ``I;16L`` …   gray replicated, 16-bit exact       16-bit gray
+``I`` (signed or 32-bit integers)  16-bit exact if all in 0..65535     16-bit gray (other values refused)
+signed 8-bit TIFF (``L``)          8-bit exact if none is negative     8-bit gray (negatives refused)
+``LA``, ``La``                     gray replicated; alpha bicubic      gray + alpha (``LA``)
+``RGB``, ``CMYK``, ``YCbCr`` …     RGB                                 ``RGB``
+``RGBA``, ``RGBa``, ``PA``         RGB; alpha bicubic ×4               ``RGBA``
+``P`` (palette)                    RGB (RGBA with transparency)        ``RGB`` / ``RGBA``
+16-bit RGB / RGBA / LA PNG         full 16-bit precision               16-bit PNG of the same type
+16-bit RGB / RGBA TIFF             8-bit (Pillow keeps the high byte)  ``RGB`` / ``RGBA``
+``F`` (32-bit float)               refused                             —
+=================================  ==================================  ==================================
 
 Pillow decodes 16-bit colour PNGs to 8 bits and cannot write them, so those are read and written with pypng (a
-pure-Python PNG codec). A colour key (``tRNS``) becomes an alpha channel.
+pure-Python PNG codec). A colour key (``tRNS``) becomes an alpha channel. Pillow also reduces 16-bit colour TIFFs to
+8 bits (the high byte of each sample) and no other TIFF decoder is used: convert those to 16-bit PNG to keep 16 bits.
+
+Integer gray images wider than 8 bits follow one rule, whatever Pillow's mode for them (``I;16…`` for unsigned 16-bit,
+``I`` for signed 16/32-bit and unsigned 32-bit samples): if every pixel lies in 0..65535 the values are read exactly,
+as 16-bit gray; if any lies outside (a negative value in a signed image, one above 65535 in a 32-bit image) the file
+is refused, naming the range found, because no fixed mapping to 16 bits would be right for every such image. Pillow's
+own conversions would clip or wrap silently, so they are never used: unsigned 32-bit TIFF samples (which Pillow
+decodes as signed) are reinterpreted, signed 8-bit TIFF samples (which Pillow decodes as unsigned bytes) are checked
+the same way, and a 16-bit "min-is-white" TIFF (which Pillow leaves as stored) is inverted like the 8-bit ones.
 
 :func:`check_output` validates a destination *before* any model work (folder exists and is writable, the extension
 is a format Pillow writes, the format can hold transparency when needed); :func:`write_image` writes atomically
@@ -44,7 +57,7 @@ import numpy as np
 import png  # pypng
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 
@@ -201,27 +214,47 @@ def read_image(path: str | os.PathLike[str], *, tile: int = DEFAULT_TILE, overla
     Raises :class:`ImageError` (one line, saying what to do) for a missing file, a folder, an unreadable file, a
     file that is not an image, a truncated or corrupt image, one smaller than ``min_side`` on a side, one too large
     for the available memory (``check_memory``, using ``tile``/``overlap`` as the upscaler will) or over Pillow's
-    decompression-bomb limit, and 32-bit float images. Multi-frame files (animated GIF/PNG, multi-page TIFF)
-    give their first frame.
+    decompression-bomb limit, 32-bit float images, and integer images with values outside 0..65535 (negative values
+    in a signed image, values above 65535 in a 32-bit one: rescale those first). Integer images whose values all lie
+    in 0..65535 are read exactly, as 16-bit gray, whatever their storage (signed, 32-bit). Multi-frame files (animated
+    GIF/PNG, multi-page TIFF) give their first frame. Damaged metadata that Pillow skips with a warning (EXIF, TIFF
+    tags) does not stop a file whose pixels decode; those warnings are not shown.
     """
     p = Path(path)
     _check_readable(p)
     with warnings.catch_warnings():
         # Pillow warns between its two pixel limits; check_memory decides instead. Above the upper one it raises.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            im = Image.open(p)
-        except Image.DecompressionBombError as exc:
-            raise ImageError(_bomb_message(p, exc)) from None
-        except UnidentifiedImageError:
-            if p.stat().st_size == 0:
-                raise ImageError(f"{p} is empty (0 bytes); give an image file such as a PNG or JPEG") from None
-            raise ImageError(f"{p} is not an image file Pillow can read (is it really a "
-                             f"{p.suffix or 'picture'} file?); convert it to PNG or JPEG first") from None
-        except PermissionError:
-            raise ImageError(f"cannot read {p}: permission denied; check the file's permissions") from None
-        except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
-            raise ImageError(f"{p} is corrupt ({_one_line(exc)}); re-export or re-download it") from None
+        # Pillow's notes about metadata it skipped ("Corrupt EXIF data", "Tag data larger than file"…) would be
+        # extra stderr lines around the one-line outcome: the pixels decode (and are used) or the file is refused.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        return _decode(p, tile=tile, overlap=overlap, check_memory=check_memory, min_side=min_side)
+
+
+#: What Pillow raises for a damaged or unsupported file while opening or decoding it. TypeError: TIFF tags of the
+#: wrong type (a strip offset stored as a float, a rational or text) reach Pillow's decoder setup unchecked.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, TypeError, EOFError, struct.error, zlib.error)
+#: EXIF orientation → the Pillow transposition that undoes it (as :func:`PIL.ImageOps.exif_transpose`).
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+
+
+def _decode(p: Path, *, tile: int, overlap: int, check_memory: bool, min_side: int) -> LoadedImage:
+    """The body of :func:`read_image` for a readable file ``p`` (run with Pillow's warnings filtered)."""
+    try:
+        im = Image.open(p)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(_bomb_message(p, exc)) from None
+    except UnidentifiedImageError:
+        if p.stat().st_size == 0:
+            raise ImageError(f"{p} is empty (0 bytes); give an image file such as a PNG or JPEG") from None
+        raise ImageError(f"{p} is not an image file Pillow can read (is it really a "
+                         f"{p.suffix or 'picture'} file?); convert it to PNG or JPEG first") from None
+    except PermissionError:
+        raise ImageError(f"cannot read {p}: permission denied; check the file's permissions") from None
+    except _DECODE_ERRORS as exc:
+        raise ImageError(f"{p} is corrupt ({_one_line(exc)}); re-export or re-download it") from None
     with im:
         w, h = im.size
         if w < min_side or h < min_side:
@@ -232,11 +265,8 @@ def read_image(path: str | os.PathLike[str], *, tile: int = DEFAULT_TILE, overla
             ensure_fits_in_memory(h, w, tile=tile, overlap=overlap, name=str(p))
         try:
             im.load()
-        except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
+        except _DECODE_ERRORS as exc:
             raise ImageError(f"{p} is truncated or corrupt ({_one_line(exc)}); re-export or re-download it") from None
-        if im.mode == "F":
-            raise ImageError(f"{p} holds 32-bit floating-point pixels (mode F), which are not supported; "
-                             f"convert it to an 8- or 16-bit image first")
         orientation = _orientation(im)
         # An ICC profile still describes the output unless the colours are converted (CMYK, YCbCr, LAB … → RGB).
         icc = None if im.mode in ("CMYK", "YCbCr", "LAB", "HSV") else im.info.get("icc_profile")
@@ -247,10 +277,13 @@ def read_image(path: str | os.PathLike[str], *, tile: int = DEFAULT_TILE, overla
             alpha = None if alpha is None else _orient_array(alpha, orientation)
             gray, depth = mode == "LA;16", 16
         else:
-            if orientation != 1:
-                im = ImageOps.exif_transpose(im)
+            samples = _tiff_samples(im)  # before transposing: the transposed copy has no TIFF tags
+            if orientation in _TRANSPOSE:
+                # Not ImageOps.exif_transpose: it also re-encodes the EXIF block, which fails (struct.error,
+                # TypeError) on tags whose stored type does not fit their value, in files whose pixels are fine.
+                im = im.transpose(_TRANSPOSE[orientation])
             mode = im.mode
-            arr, alpha, gray, depth = _pil_arrays(im)
+            arr, alpha, gray, depth = _pil_arrays(im, p, samples)
     return _loaded(arr, alpha, gray=gray, depth=depth, mode=mode, path=p, fmt=fmt,
                    icc=icc if isinstance(icc, bytes) else None)
 
@@ -316,22 +349,73 @@ def _color_key_alpha(arr: np.ndarray, key: object, maxval: int) -> np.ndarray | 
     return np.where(match, 0, maxval).astype(arr.dtype)
 
 
-def _pil_arrays(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None, bool, int]:
-    """(colour (H, W) gray or (H, W, 3), alpha (H, W) or None, grayscale, bit depth) from a decoded Pillow image."""
+@dataclass(frozen=True)
+class _TiffSamples:
+    """How a one-sample-per-pixel TIFF stores its pixels (tags SampleFormat, BitsPerSample, PhotometricInterpretation);
+    what Pillow's mode does not tell: whether integers are signed, and whether 0 is white."""
+
+    sample_format: int  # 1 unsigned integer, 2 signed integer, 3 floating point
+    bits: int
+    min_is_white: bool
+
+    def describe(self) -> str:
+        kind = {1: "unsigned", 2: "signed"}.get(self.sample_format)
+        return f"{kind} {self.bits}-bit integer" if kind else f"{self.bits}-bit"
+
+
+def _tiff_samples(im: Image.Image) -> _TiffSamples | None:
+    """The :class:`_TiffSamples` of a gray TIFF as Pillow read its tags (their defaults when absent), else None."""
+    tags = getattr(im, "tag_v2", None)
+    if tags is None or im.format != "TIFF":
+        return None
+
+    def first(tag: int, default: int) -> int:
+        value = tags.get(tag, default)
+        value = value[0] if isinstance(value, tuple) and value else value
+        return int(value) if isinstance(value, int) else -1
+
+    try:
+        if first(277, 1) != 1:  # SamplesPerPixel: colour TIFFs are decoded by Pillow to 8-bit RGB(A) modes
+            return None
+        return _TiffSamples(first(339, 1), first(258, 1), first(262, 1) == 0)
+    except (TypeError, ValueError, KeyError, struct.error):  # malformed tags: Pillow's own reading stands
+        return None
+
+
+def _pil_arrays(im: Image.Image, p: Path | None = None,
+                samples: _TiffSamples | None = None) -> tuple[np.ndarray, np.ndarray | None, bool, int]:
+    """(colour (H, W) gray or (H, W, 3), alpha (H, W) or None, grayscale, bit depth) from a decoded Pillow image.
+
+    ``p`` names the file in errors; ``samples`` (:func:`_tiff_samples`) corrects what Pillow's TIFF modes hide
+    (signed 8-bit and unsigned 32-bit samples, 16-bit min-is-white). Raises :class:`ImageError` for integer pixels
+    outside 0..65535 (see the module docstring) and for float (``F``) pixels.
+    """
     mode, key = im.mode, im.info.get("transparency")
+    name = "the image" if p is None else str(p)
+    if mode == "F":
+        raise ImageError(f"{name} holds 32-bit floating-point pixels (mode F), which are not supported; "
+                         f"convert it to an 8- or 16-bit image first")
     if mode == "1":
         im, mode = im.convert("L"), "L"
     if mode == "L":
         g = np.asarray(im)
+        if samples is not None and samples.sample_format == 2 and samples.bits == 8:  # Pillow kept the raw bytes
+            g = _in_range(g.view(np.int8), name, mode, samples).astype(np.uint8)
         return g, _color_key_alpha(g, key, 255), True, 8
     if mode in ("LA", "La"):
         la = np.asarray(im.convert("LA") if mode == "La" else im)
         return la[:, :, 0], la[:, :, 1], True, 8
-    if mode.startswith("I;16") or mode == "I":
+    if mode == "I" or mode.startswith("I;"):
         g = np.asarray(im)
-        g = np.clip(g.astype(np.int64), 0, 65535).astype(np.uint16)
+        if samples is not None and samples.sample_format == 1 and samples.bits == 32 and g.dtype.itemsize == 4:
+            g = g.view(np.uint32)  # Pillow decodes unsigned 32-bit TIFF samples as signed (2**31 and up wrap)
+        g = _in_range(g, name, mode, samples).astype(np.uint16)
+        if samples is not None and samples.min_is_white and mode.startswith("I;16"):
+            g = 65535 - g  # Pillow inverts 1- to 8-bit min-is-white TIFFs but leaves 16-bit ones as stored
         return g, _color_key_alpha(g, key, 65535), True, 16
     if mode in ("P", "PA"):
+        if im.palette is None:  # a PNG without its PLTE chunk: Pillow fails an assert or gives black pixels
+            raise ImageError(f"{name} is corrupt (a palette image without a palette); re-export or re-download it")
         has_alpha = mode == "PA" or bool(getattr(im, "has_transparency_data", key is not None))
         im = im.convert("RGBA" if has_alpha else "RGB")
         mode, key = im.mode, None
@@ -342,6 +426,19 @@ def _pil_arrays(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None, bool, i
     if mode == "RGBA":
         return a[:, :, :3], a[:, :, 3], False, 8
     return a, _color_key_alpha(a, key, 255), False, 8
+
+
+def _in_range(g: np.ndarray, name: str, mode: str, samples: _TiffSamples | None) -> np.ndarray:
+    """``g`` (integer pixels) unchanged if all lie in 0..65535, else :class:`ImageError` naming the range found."""
+    if g.dtype.kind not in "iu":
+        raise ImageError(f"{name} holds {g.dtype} pixels (mode {mode}), which are not supported; convert it to an "
+                         f"8- or 16-bit image first")
+    lo, hi = (int(g.min()), int(g.max())) if g.size else (0, 0)
+    if lo >= 0 and hi <= 65535:
+        return g
+    what = samples.describe() if samples is not None else f"{8 * g.dtype.itemsize}-bit integer"
+    raise ImageError(f"{name} has {what} pixels from {lo} to {hi} (Pillow mode {mode}), but only values in 0..65535 "
+                     f"can be read without loss; rescale it to 0..65535 (16-bit unsigned) or to 8 bits first")
 
 
 def _loaded(arr: np.ndarray, alpha: np.ndarray | None, *, gray: bool, depth: int, mode: str, path: Path | None,
@@ -568,7 +665,8 @@ def _encode_pil(pil: Image.Image, fmt: str, icc_profile: bytes | None) -> bytes:
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
     """Create ``path`` atomically: ``write(fh)`` fills a temporary file in the same folder, which then replaces
     ``path`` with :func:`os.replace`. On any error or interrupt the temporary file is removed and ``path`` is left
-    as it was. The new file gets the usual permissions (the existing file's, else 0666 minus the umask)."""
+    as it was. The new file gets the usual permissions (the existing file's, else 0666 minus the umask). An OSError
+    that names no file (a full disk: ENOSPC from ``write``/``fsync``) is raised again naming ``path``."""
     p = Path(path)
     mode = _new_file_mode(p)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
@@ -579,6 +677,12 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, p)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if exc.filename is None:  # a failed write() or fsync() (ENOSPC, EIO, EDQUOT) names no file: name ``path``
+            raise OSError(exc.errno, exc.strerror or str(exc), str(p)) from exc
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

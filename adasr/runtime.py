@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from typing import Iterator, Literal
+from typing import Any, Callable, ContextManager, Iterator, Literal, TypeVar
 
 import numpy as np
 import torch
+
+T = TypeVar("T")
 
 Precision = Literal["auto", "fp32", "bf16"]
 
@@ -119,6 +121,45 @@ def autocast(device: torch.device, precision: Literal["fp32", "bf16"]) -> Iterat
             yield
     else:
         yield
+
+
+@contextlib.contextmanager
+def deterministic_kernels(enabled: bool = True) -> Iterator[None]:
+    """Within the block, results that do not depend on how many CPU threads the process uses: PyTorch computes
+    with one intra-op thread (``enabled=False``: a no-op). The previous thread count is restored on exit.
+
+    Measured on PyTorch 2.13 (CPU, fp32): kernels split their sums between threads, so the summation order depends
+    on the thread count — oneDNN's 1×1 convolution, GroupNorm on channels_last tensors, and the BLAS matrix-vector
+    product of the time-embedding MLP (even with oneDNN off and NCHW tensors, 1 and 3 threads differ there). The
+    differences are about 1e-6 and now and then flip one level of an 8-bit pixel; in bf16, one level in about 1 %
+    of the pixels. One thread is the only setting with one summation order whatever the machine's thread count;
+    it costs the speed-up of the other cores (measured in the README). On CUDA, cuDNN is also set deterministic
+    (no autotuning) for the block."""
+    if not enabled:
+        yield
+        return
+    threads, cudnn_det, cudnn_bench = (torch.get_num_threads(), torch.backends.cudnn.deterministic,
+                                       torch.backends.cudnn.benchmark)
+    torch.set_num_threads(1)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn_det, cudnn_bench
+
+
+def each_step_within(iterator: Iterator[T], context: Callable[[], ContextManager[Any]]) -> Iterator[T]:
+    """Yield the items of ``iterator``, computing each one inside a fresh ``context()``: a context that changes
+    process-wide settings (:func:`deterministic_kernels`) is active while the generator works and not while the
+    caller holds an item."""
+    while True:
+        with context():
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+        yield item
 
 
 def seed_everything(seed: int) -> None:

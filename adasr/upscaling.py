@@ -34,7 +34,8 @@ from .defaults import DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_SCHEDULE, DEFAULT_
 from .diffusion.timesteps import ExplicitSchedule, Schedule, get_schedule
 from .quant.adabm import AdaBMConfig
 from .registry import load_state_dict, model_config
-from .runtime import prepare_for_inference, resolve_device, resolve_precision
+from .runtime import (deterministic_kernels, each_step_within, prepare_for_inference, resolve_device,
+                      resolve_precision)
 from .sampling.loop import SampleResult, SamplerState, iterate_tiles
 from .sampling.policies import Policy, UniformDDIM
 from .srmodel import SRDiffusion, SRDiffusionConfig
@@ -252,7 +253,8 @@ class UpscaleReport:
     :class:`AdaptiveConfig` of a named adaptive policy; ``steps_per_tile`` the steps each tile really ran;
     ``schedule`` the timestep schedule ({name, timesteps of the busiest tile, its η where it has one}),
     ``eta`` the η the sampler ran with (None for a regression model) and ``reuse`` the feature-reuse settings
-    ({cache, key_steps, interval, parallel, prior_noise}; None without a cache).
+    ({cache, key_steps, interval, parallel, prior_noise}; None without a cache); ``deterministic`` whether it ran
+    with :func:`~adasr.runtime.deterministic_kernels` (bit-identical for any thread count).
     """
 
     steps: int
@@ -281,6 +283,7 @@ class UpscaleReport:
     schedule: dict[str, Any] | None = None
     eta: float | None = None
     reuse: dict[str, Any] | None = None
+    deterministic: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -401,12 +404,16 @@ class UpscaleJob:
     started: float
     info: UpscaleModel | None = None
     adaptive: AdaptiveConfig | None = None
+    deterministic: bool = False
     _fab: _FabMeter | None = field(default=None, repr=False)
 
     def states(self) -> Iterator[SamplerState]:
-        """The sampler's state after each iteration (:func:`~adasr.sampling.loop.iterate_tiles`)."""
+        """The sampler's state after each iteration (:func:`~adasr.sampling.loop.iterate_tiles`); with
+        ``deterministic``, each iteration runs within :func:`~adasr.runtime.deterministic_kernels`."""
         states = iterate_tiles(self.model, self.cond, policy=self.policy, tile=self.tile, overlap=self.overlap,
                                seed=self.seed, eta=self.eta, precision=self.precision, progress=self.progress)
+        if self.deterministic:
+            states = each_step_within(states, deterministic_kernels)
         adabm = self.info.adabm if self.info is not None else None
         if adabm is None:
             return states
@@ -426,7 +433,8 @@ class UpscaleJob:
     def finish(self, state: SamplerState) -> UpscaleResult:
         res = state.result()
         H, W = self.size
-        hr = self.model.output(res.x0, self.cond)[:, :, :H, :W]
+        with deterministic_kernels(self.deterministic):
+            hr = self.model.output(res.x0, self.cond)[:, :, :H, :W]
         info = self.info
         report = UpscaleReport(
             steps=self.policy.steps, policy=self.policy.name, tiles=len(res.grid),
@@ -442,6 +450,7 @@ class UpscaleJob:
             evaluations_by_mode=dict(res.cost.evaluations_by_mode), macs_by_mode=dict(res.cost.macs_by_mode),
             schedule=describe_schedule(self.policy, self.model.num_train_timesteps), eta=self.eta,
             reuse=self.policy.describe() if hasattr(self.policy, "describe") else None,
+            deterministic=self.deterministic,
         )
         return UpscaleResult(hr.cpu(), report, res)
 
@@ -464,11 +473,12 @@ class RegressionJob:
     lr: torch.Tensor  # (1, 3, h, w) on the device
     device: torch.device
     started: float
+    deterministic: bool = False
 
     def run(self, observe: Callable[[SamplerState], None] | None = None) -> UpscaleResult:
         h, w = (int(s) for s in self.lr.shape[-2:])
         t0 = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), deterministic_kernels(self.deterministic):
             sr = self.info.net(self.lr).float().clamp(-1, 1)
         forward = time.perf_counter() - t0
         H, W = (int(s) for s in sr.shape[-2:])
@@ -480,7 +490,7 @@ class RegressionJob:
             precision="fp32", seed=None, input_size=(h, w), output_size=(H, W), model=self.info.name,
             quant=self.info.quant, fab=adabm.fab() if adabm is not None else None,
             quantization=self.info.quantization, steps_per_tile=[1], evaluations_by_mode={"full": 1},
-            macs_by_mode={"full": macs},
+            macs_by_mode={"full": macs}, deterministic=self.deterministic,
         )
         return UpscaleResult(sr.cpu(), report, None)
 
@@ -512,6 +522,7 @@ def prepare_upscale(
     cache: str | None = None,
     cache_interval: int | None = None,
     key_steps: str | None = None,
+    deterministic: bool = False,
     progress: bool = False,
 ) -> UpscaleJob | RegressionJob:
     """Validate the arguments (cheap checks first), load and prepare the model, build the policy and up(LR): an
@@ -555,7 +566,8 @@ def prepare_upscale(
     if isinstance(model, UpscaleModel) and quant not in ("none", model.quant):
         raise ConfigError(f"this UpscaleModel is already {model.quant}; leave {{quant}} at 'none'", quant="quant")
     named_quant = model.quant if isinstance(model, UpscaleModel) else quant
-    config = UpscaleConfig(device="auto" if device is None else str(device), precision=precision, **given)
+    config = UpscaleConfig(device="auto" if device is None else str(device), precision=precision,
+                           deterministic=deterministic, **given)
     check_model_options(kind, name, named_quant, config.precision)
     if isinstance(policy, Policy):
         if adaptive is not None:
@@ -585,11 +597,12 @@ def prepare_upscale(
         checked = _named_adaptive(config.policy, adaptive, n_steps)
         adaptive_used = checked if config.policy != "uniform" else None
     dev = _device(device, named_quant)
-    exact = kind != "diffusion" or named_quant != "none"  # EDSR and quantized models run fp32
+    exact = kind != "diffusion" or named_quant != "none" or config.deterministic  # EDSR, quantized: fp32
     prec = "fp32" if exact else resolve_precision(config.precision, dev)
-    info = load_model(model, quant, device=dev, steps=n_steps, schedule=sched)
+    with deterministic_kernels(config.deterministic):  # AdaBM calibrates here: the same kernels as the run
+        info = load_model(model, quant, device=dev, steps=n_steps, schedule=sched)
     if kind != "diffusion":
-        return RegressionJob(info, x.to(dev).float(), dev, t_start)
+        return RegressionJob(info, x.to(dev).float(), dev, t_start, config.deterministic)
     net = prepare_for_inference(info.net, dev, prec)
     m = net.unet.multiple
     if config.tile % m:
@@ -609,7 +622,7 @@ def prepare_upscale(
     eta_used = config.eta if config.eta is not None else (sched.eta_for(n_steps) or 0.0)
     return UpscaleJob(net, _pad_to_multiple(up, net.unet.multiple), (int(H), int(W)), (int(h), int(w)), pol,
                       config.tile, config.overlap, config.seed, float(eta_used), dev, prec, progress, t_start, info,
-                      adaptive_used)
+                      adaptive_used, config.deterministic)
 
 
 def upscale_tensor(x: torch.Tensor, **kwargs: Any) -> UpscaleResult:
@@ -641,6 +654,10 @@ def upscale_tensor(x: torch.Tensor, **kwargs: Any) -> UpscaleResult:
             ``"deepcache"``; every ``cache_interval``-th step of a tile is a key step (default 2) with
             ``key_steps`` ``"uniform"`` (default) or ``"smfdm"`` (the group decoded in one call);
             ``"faster-diffusion"`` is its non-uniform set. Works with every policy.
+        deterministic: bit-identical output for any number of CPU threads (fp32 on one intra-op thread:
+            :func:`~adasr.runtime.deterministic_kernels`; the other cores idle). Without it fp32 differs by about 1e-6
+            between thread counts (now and then one level of an 8-bit pixel) and bf16 by one level in about 1 % of
+            pixels; equal settings and thread counts always give equal outputs.
         progress: a tqdm bar.
 
     ``steps``, ``schedule``, ``seed``, ``policy``, ``adaptive``, ``tile``, ``overlap``, ``eta`` and the cache

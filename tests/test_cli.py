@@ -400,7 +400,8 @@ def test_edsr_gets_only_the_options_it_uses(capsys, tmp_path, monkeypatch):
     code, out, err = run_main(capsys, "upscale", src, "-o", tmp_path / "out.png", "--model", "edsr_x4", "--quant",
                               "int8", "--device", "cpu")
     assert code == 0, err
-    assert seen == [dict(model="edsr_x4", quant="int8", device="cpu", precision="auto", progress=True)]
+    assert seen == [dict(model="edsr_x4", quant="int8", device="cpu", precision="auto", deterministic=False,
+                         progress=True)]
     assert out.startswith(f"wrote {tmp_path / 'out.png'} (32×32 RGB, edsr_x4 int8, one forward pass, ")
 
 

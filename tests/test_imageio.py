@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from adasr import imageio
 from adasr.data import upscale_bicubic
@@ -571,6 +571,29 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, exc):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
 
 
+def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch, capsys):
+    """ENOSPC from write()/fsync() carries no file name; atomic_write names the destination, and the CLI's line
+    then says which file could not be written."""
+    import errno
+
+    from adasr import cli
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as info:
+        imageio.atomic_write(tmp_path / "out.png", lambda fh: fh.write(b"x"))
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "out.png")
+    assert isinstance(info.value, OSError) and sorted(tmp_path.iterdir()) == []
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in.png")
+    monkeypatch.setattr("adasr.upscaling.upscale_tensor",
+                        lambda x, **k: (torch.nn.functional.interpolate(x, scale_factor=4.0), None, None))
+    code = cli.main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "-q"])
+    assert code == 1
+    assert capsys.readouterr().err == f"adasr: error: No space left on device: {tmp_path / 'out.png'}\n"
+
+
 def test_failed_encode_leaves_no_file(tmp_path, monkeypatch):
     target = tmp_path / "out.png"
 
@@ -605,3 +628,261 @@ def test_icc_profile_carried_to_the_output(tmp_path):
     assert Image.open(out.path).info.get("icc_profile") == icc
     out16 = write_image(tmp_path / "icc16.png", RNG.integers(0, 65536, (8, 8, 3)).astype(np.uint16), icc_profile=icc)
     assert Image.open(out16.path).info.get("icc_profile") == icc
+
+
+# ------------------------------------------------- every mode Pillow returns; integer images wider than 8 bits
+def tiff(arr: np.ndarray, *, big_endian: bool = False, photometric: int | None = None, extra: int = 2) -> bytes:
+    """A minimal uncompressed one-strip TIFF of ``arr`` ((H, W) or (H, W, C), any integer or float dtype), built by
+    hand so that sample type, byte order and photometric interpretation are exactly what a test names (Pillow's TIFF
+    writer cannot store signed 8-bit, unsigned 32-bit or min-is-white 16-bit samples). ``extra``: the ExtraSamples
+    value of a 2- or 4-channel image (1 associated alpha, 2 unassociated)."""
+    e = ">" if big_endian else "<"
+    h, w = arr.shape[:2]
+    c = 1 if arr.ndim == 2 else arr.shape[2]
+    data = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder(e)).tobytes()
+    photometric = (1 if c < 3 else 2) if photometric is None else photometric
+    kind = {"u": 1, "i": 2, "f": 3}[arr.dtype.kind]
+    shorts = {258: [8 * arr.dtype.itemsize] * c, 259: [1], 262: [photometric], 277: [c], 284: [1], 339: [kind] * c}
+    if c in (2, 4):
+        shorts[338] = [extra]
+    longs = {256: [w], 257: [h], 273: [0], 278: [h], 279: [len(data)]}
+    tags = sorted([(t, 3, v) for t, v in shorts.items()] + [(t, 4, v) for t, v in longs.items()])
+    out_of_line = sum(2 * len(v) for t, typ, v in tags if typ == 3 and len(v) > 2)
+    pos = 8 + 2 + 12 * len(tags) + 4
+    longs[273][0] = pos + out_of_line  # the strip follows the tag values that do not fit in an entry
+    ifd, blob = struct.pack(e + "H", len(tags)), b""
+    for tag, typ, values in tags:
+        packed = struct.pack(e + ("H" if typ == 3 else "I") * len(values), *values)
+        if len(packed) <= 4:
+            ifd += struct.pack(e + "HHI", tag, typ, len(values)) + packed.ljust(4, b"\0")
+        else:
+            ifd += struct.pack(e + "HHII", tag, typ, len(values), pos + len(blob))
+            blob += packed
+    head = (b"MM\0*" if big_endian else b"II*\0") + struct.pack(e + "I", 8)
+    return head + ifd + struct.pack(e + "I", 0) + blob + data
+
+
+def ints(dtype: str, lo: int, hi: int, channels: int = 1) -> np.ndarray:
+    """Random integers in lo..hi as ``dtype`` (9×10, with lo and hi themselves present: the range must survive)."""
+    a = RNG.integers(lo, hi, (9, 10, channels), endpoint=True, dtype=np.int64)
+    a.flat[0], a.flat[-1] = lo, hi
+    return (a[:, :, 0] if channels == 1 else a).astype(dtype)
+
+
+#: What a TIFF of each sample type (dtype, channels, byte order) becomes: Pillow's mode (None: Pillow cannot open
+#: it) and how read_image handles it: "exact" (the values themselves, 8-bit for 8-bit samples, else 16-bit),
+#: "high_byte" (Pillow keeps 8 of the 16 bits of colour TIFFs), "range" (refused: values outside 0..65535),
+#: "float" (refused: mode F), "unreadable" (refused: not an image file Pillow can read).
+TIFF_CASES = [
+    ("u1", 1, 0, 255, False, "L", "exact"),
+    ("u1", 1, 0, 255, True, "L", "exact"),
+    ("i1", 1, 0, 127, False, "L", "exact"),
+    ("i1", 1, -128, 127, False, "L", "range"),  # Pillow reads the raw bytes: −1 would have become 255
+    ("i1", 1, -3, 100, True, "L", "range"),
+    ("u2", 1, 0, 65535, False, "I;16", "exact"),
+    ("u2", 1, 0, 65535, True, "I;16B", "exact"),
+    ("i2", 1, 0, 32767, False, "I", "exact"),
+    ("i2", 1, 0, 32767, True, "I", "exact"),
+    ("i2", 1, -32768, 32767, False, "I", "range"),  # was clipped to 0: negative values became black
+    ("i2", 1, -1, 100, True, "I", "range"),
+    ("u4", 1, 0, 65535, False, "I", "exact"),
+    ("u4", 1, 0, 65536, False, "I", "range"),  # was clipped to 65535
+    ("u4", 1, 0, 2**32 - 1, False, "I", "range"),  # Pillow decodes 2**31 and up as negative numbers
+    ("u4", 1, 0, 65535, True, None, "unreadable"),
+    ("i4", 1, 0, 65535, False, "I", "exact"),
+    ("i4", 1, 0, 65535, True, "I", "exact"),
+    ("i4", 1, -5, 65535, False, "I", "range"),
+    ("i4", 1, 0, 2**31 - 1, True, "I", "range"),
+    ("f4", 1, 0, 1000, False, "F", "float"),
+    ("f4", 1, 0, 1000, True, "F", "float"),
+    ("f2", 1, 0, 1000, False, None, "unreadable"),
+    ("f8", 1, 0, 1000, False, None, "unreadable"),
+    ("u8", 1, 0, 1000, False, None, "unreadable"),
+    ("i8", 1, 0, 1000, False, None, "unreadable"),
+    ("u1", 2, 0, 255, False, "LA", "exact"),
+    ("u1", 3, 0, 255, False, "RGB", "exact"),
+    ("u1", 3, 0, 255, True, "RGB", "exact"),
+    ("u1", 4, 0, 255, False, "RGBA", "exact"),
+    ("u2", 2, 0, 65535, False, None, "unreadable"),
+    ("u2", 3, 0, 65535, False, "RGB", "high_byte"),
+    ("u2", 3, 0, 65535, True, "RGB", "high_byte"),
+    ("u2", 4, 0, 65535, False, "RGBA", "high_byte"),
+    ("i1", 3, 0, 127, False, None, "unreadable"),
+    ("i2", 3, 0, 1000, False, None, "unreadable"),
+    ("u4", 3, 0, 1000, False, None, "unreadable"),
+]
+SAMPLE_NAMES = {"i1": "signed 8-bit integer", "i2": "signed 16-bit integer", "u4": "unsigned 32-bit integer",
+                "i4": "signed 32-bit integer"}
+
+
+@pytest.mark.parametrize("dtype,channels,lo,hi,big_endian,pillow_mode,outcome", TIFF_CASES,
+                         ids=[f"{d}x{c}-{lo}..{hi}-{'be' if be else 'le'}" for d, c, lo, hi, be, _, _ in TIFF_CASES])
+def test_tiff_sample_types(tmp_path, dtype, channels, lo, hi, big_endian, pillow_mode, outcome):
+    """Every TIFF sample type either reads its values (exactly, or the high byte where Pillow keeps only that) or is
+    refused with one line; integers are never clipped or wrapped."""
+    a = ints(dtype, lo, hi, channels)
+    p = tmp_path / f"{dtype}.tif"
+    p.write_bytes(tiff(a, big_endian=big_endian))
+    if pillow_mode is None:
+        with pytest.raises(UnidentifiedImageError):
+            Image.open(p)
+    else:
+        assert Image.open(p).mode == pillow_mode
+    if outcome in ("exact", "high_byte"):
+        im = load(p)
+        assert im.mode == pillow_mode and (im.height, im.width) == (9, 10)
+        assert float(im.rgb.min()) >= -1 and float(im.rgb.max()) <= 1
+        wide = outcome == "exact" and np.dtype(dtype).itemsize > 1
+        assert im.bit_depth == (16 if wide else 8) and im.grayscale == (channels <= 2)
+        want = (a >> 8 if outcome == "high_byte" else a).astype(np.uint16 if wide else np.uint8)
+        got = im.to_array(im.rgb, im.alpha)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+        if wide:
+            assert im.output_mode == "I;16"
+        return
+    with pytest.raises(ImageError) as e:
+        load(p)
+    msg = one_line(e)
+    if outcome == "range":
+        assert msg == (f"{p} has {SAMPLE_NAMES[dtype]} pixels from {lo} to {hi} (Pillow mode {pillow_mode}), but only "
+                       f"values in 0..65535 can be read without loss; rescale it to 0..65535 (16-bit unsigned) or to "
+                       f"8 bits first")
+    elif outcome == "float":
+        assert msg == (f"{p} holds 32-bit floating-point pixels (mode F), which are not supported; convert it to an "
+                       f"8- or 16-bit image first")
+    else:
+        assert msg.startswith(f"{p} is not an image file Pillow can read")
+
+
+def test_hand_built_tiffs_match_tifffile():
+    """The test's TIFF writer stores what it is given (checked with an independent reader, where installed)."""
+    tifffile = pytest.importorskip("tifffile")
+    for dtype, lo, hi in [("i1", -128, 127), ("u2", 0, 65535), ("i2", -32768, 32767), ("u4", 0, 2**32 - 1),
+                          ("i4", -(2**31), 2**31 - 1), ("f4", 0, 1)]:
+        for big_endian in (False, True):
+            a = ints(dtype, lo, hi)
+            assert np.array_equal(tifffile.imread(io.BytesIO(tiff(a, big_endian=big_endian))), a)
+    rgba = ints("u2", 0, 65535, 4)
+    assert np.array_equal(tifffile.imread(io.BytesIO(tiff(rgba))), rgba)
+
+
+@pytest.mark.parametrize("dtype", ["u1", "u2"])
+def test_min_is_white_tiff(tmp_path, dtype):
+    """PhotometricInterpretation 0 (0 is white): Pillow inverts 8-bit samples itself but not 16-bit ones."""
+    top = 255 if dtype == "u1" else 65535
+    a = ints(dtype, 0, top)
+    p = tmp_path / "white0.tif"
+    p.write_bytes(tiff(a, photometric=0))
+    im = load(p)
+    assert np.array_equal(im.to_array(im.rgb), top - a)
+
+
+def test_signed_16bit_in_range_is_written_back_as_16bit(tmp_path):
+    a = ints("i2", 0, 32767)
+    p = tmp_path / "signed.tif"
+    p.write_bytes(tiff(a))
+    im = load(p)
+    out = write_image(tmp_path / "signed_same.png", im.to_array(im.rgb))
+    back = Image.open(out.path)
+    assert back.mode == "I;16" and np.array_equal(np.asarray(back), a)
+
+
+def fits32(a: np.ndarray) -> bytes:
+    """A FITS file (BITPIX 32: signed 32-bit integers, which Pillow opens as mode I) of the 2-D array ``a``."""
+    h, w = a.shape
+    cards = ["SIMPLE  =                    T", "BITPIX  =                   32", "NAXIS   =                    2",
+             f"NAXIS1  = {w:20d}", f"NAXIS2  = {h:20d}", "END"]
+    head = "".join(c.ljust(80) for c in cards).ljust(2880).encode("ascii")
+    data = a.astype(">i4").tobytes()
+    return head + data + bytes(-len(data) % 2880)
+
+
+@pytest.mark.parametrize("lo,hi", [(0, 65535), (-7, 70000)])
+def test_32bit_integers_from_another_format(tmp_path, lo, hi):
+    """Mode I from a format other than TIFF (FITS): the same rule; the storage is named by the array's width."""
+    a = ints("i4", lo, hi)
+    p = tmp_path / "wide.fits"
+    p.write_bytes(fits32(a))
+    assert Image.open(p).mode == "I"
+    if hi <= 65535:
+        im = load(p)
+        assert im.bit_depth == 16 and np.array_equal(im.to_array(im.rgb), a[::-1])  # FITS rows run bottom to top
+        return
+    with pytest.raises(ImageError) as e:
+        load(p)
+    assert one_line(e) == (f"{p} has 32-bit integer pixels from {lo} to {hi} (Pillow mode I), but only values in "
+                           f"0..65535 can be read without loss; rescale it to 0..65535 (16-bit unsigned) or to 8 bits "
+                           f"first")
+
+
+def _mode_file(tmp_path: Path, mode: str) -> tuple[Path, np.ndarray | None]:
+    """A 9×10 file whose Pillow mode is ``mode`` (and the exact 16-bit values for integer modes)."""
+    g16 = ints("u2", 0, 65535)
+    if mode in ("I;16", "I;16B", "I;16L"):  # PNG, TIFF big-endian, IM little-endian (IM: the one reader of I;16L)
+        if mode == "I;16L" and "IM" not in Image.SAVE:
+            pytest.skip("this Pillow no longer has the IM format, the one file format that opens as I;16L")
+        fmt = {"I;16": "png", "I;16B": "tif", "I;16L": "im"}[mode]
+        order = ">u2" if mode == "I;16B" else "<u2"
+        src = Image.frombytes(mode, (10, 9), g16.astype(order).tobytes())
+        p = tmp_path / f"m.{fmt}"
+        src.save(p)
+        return p, g16
+    if mode == "I":
+        p = tmp_path / "m.pgm"  # a 16-bit PGM: Pillow's mode I
+        p.write_bytes(b"P5\n10 9\n65535\n" + g16.astype(">u2").tobytes())
+        return p, g16
+    if mode == "La":  # gray + associated (premultiplied) alpha
+        p = tmp_path / "m.tif"
+        p.write_bytes(tiff(ints("u1", 0, 255, 2), extra=1))
+        return p, None
+    src = Image.fromarray(rgb8(9, 10)).convert("RGBA" if mode in ("PA", "LA") else "RGB")
+    if mode in ("1", "L", "LA", "P", "PA"):
+        src = src.convert(mode)
+    elif mode != "RGB":
+        src = src.convert("RGBA" if mode == "RGBA" else mode)
+    fmt = {"CMYK": "tif", "YCbCr": "tif", "LAB": "tif", "PA": "tif", "F": "tif"}.get(mode, "png")
+    p = tmp_path / f"m.{fmt}"
+    src.save(p)
+    return p, None
+
+
+#: Every mode a file can have in Pillow (the other members of Image.MODES: RGBX, RGBa, HSV, I;16N, are in-memory
+#: modes that no reader returns; test_every_pillow_mode_is_handled covers them).
+FILE_MODES = ["1", "L", "LA", "La", "P", "PA", "I", "I;16", "I;16B", "I;16L", "F", "RGB", "RGBA", "CMYK", "YCbCr",
+              "LAB"]
+
+
+@pytest.mark.filterwarnings("ignore:IM image format is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("mode", FILE_MODES)
+def test_every_file_mode(tmp_path, mode):
+    """Each mode reads as Pillow's own conversion to the output mode (16-bit integers: the stored values), or, for
+    F, is refused."""
+    p, values = _mode_file(tmp_path, mode)
+    src = Image.open(p)
+    assert src.mode == mode
+    if mode == "F":
+        with pytest.raises(ImageError, match=r"32-bit floating-point pixels \(mode F\)"):
+            load(p)
+        return
+    im = load(p)
+    assert im.mode == mode and (im.height, im.width) == (9, 10)
+    got = im.to_array(im.rgb, im.alpha)
+    if values is not None:
+        assert im.bit_depth == 16 and im.output_mode == "I;16" and np.array_equal(got, values)
+    else:
+        assert im.bit_depth == 8
+        assert np.array_equal(got, np.asarray(src.convert(im.output_mode)))
+
+
+@pytest.mark.parametrize("mode", sorted(Image.MODES))
+def test_every_pillow_mode_is_handled(mode):
+    """Every mode Pillow has (in-memory ones included) gives gray or RGB arrays, or an ImageError (F)."""
+    src = Image.new(mode, (6, 5))
+    if mode == "F":
+        with pytest.raises(ImageError, match="mode F"):
+            imageio._pil_arrays(src)
+        return
+    arr, alpha, gray, depth = imageio._pil_arrays(src)
+    assert arr.shape == ((5, 6) if gray else (5, 6, 3)) and arr.dtype == (np.uint16 if depth == 16 else np.uint8)
+    assert alpha is None or alpha.shape == (5, 6)
+    assert depth == (16 if mode.startswith("I") else 8)

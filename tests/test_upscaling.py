@@ -290,7 +290,7 @@ def test_upscale_config_defaults_and_kwargs():
     assert UpscaleConfig(cache="encoder").upscale_kwargs() == UpscaleConfig(cache="encoder").to_dict()
     e = UpscaleConfig(model="edsr_x4", quant="int8")
     assert e.kind == "regression" and e.upscale_kwargs() == {"model": "edsr_x4", "quant": "int8", "device": "auto",
-                                                             "precision": "auto"}
+                                                             "precision": "auto", "deterministic": False}
     with pytest.raises(ConfigError) as info:
         UpscaleConfig(tile=32, overlap=40)
     assert str(info.value) == "overlap (40) must be smaller than tile (32); give a larger tile or a smaller overlap"
