@@ -35,6 +35,7 @@ import torch
 import torch.distributed as dist
 
 from .acceleration.sparse import SparseConfig, SparseMomentum
+from .config import ConfigError
 from .data import TRAIN_IMAGES, CropSampler
 from .imageio import atomic_write
 from .models.edsr import EDSR, EDSRConfig
@@ -69,6 +70,29 @@ class TrainConfig:
     images: tuple[str, ...] = TRAIN_IMAGES
     #: sparse momentum (:mod:`adasr.acceleration.sparse`): train with this fraction of the weights; None = dense
     sparse: SparseConfig | None = None
+
+    def __post_init__(self) -> None:
+        """Every number in range and finite (errors name the field: :class:`~adasr.config.ConfigError`)."""
+        whole = {"steps": 1, "batch_size": 1, "crop": 8, "warmup": 0, "checkpoint_every": 1, "log_every": 1, "seed": 0}
+        for name, lo in whole.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{{f}} must be a whole number, got {value!r}", f=name)
+            if value < lo:
+                raise ConfigError(f"{{f}} must be at least {lo}, got {value}", f=name)
+        if self.seed * 1000 + 999 > 2**64 - 1:  # the crop generator's seed is seed·1000 + rank
+            raise ConfigError(f"{{f}} must be at most {(2**64 - 1000) // 1000}, got {self.seed}", f="seed")
+        ranges = {"lr": (0.0, None), "min_lr_ratio": (0.0, 1.0), "weight_decay": (0.0, None),
+                  "grad_clip": (0.0, None), "ema_decay": (0.0, 1.0)}
+        for name, (lo, hi) in ranges.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{{f}} must be a finite number, got {value!r}", f=name)
+            if value < lo or (hi is not None and value > hi) or (name == "lr" and value == 0):
+                where = f"in [{lo}, {hi}]" if hi is not None else ("> 0" if name == "lr" else f">= {lo}")
+                raise ConfigError(f"{{f}} must be {where}, got {value}", f=name)
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"{{f}} must be auto, fp32 or bf16, got {self.precision!r}", f="precision")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -358,9 +382,16 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
+    parser = build_parser()
+    a = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("ADASR_THREADS", torch.get_num_threads())))
-    path = train(config_from_args(a), a.out, device=a.device, progress=not a.no_progress, max_seconds=a.max_seconds)
+    try:
+        cfg = config_from_args(a)
+    except ConfigError as exc:  # name the options as typed
+        parser.error(exc.render(lambda name: "--" + name.replace("_", "-")))
+    except ValueError as exc:  # the model's own checks (channels, crop)
+        parser.error(str(exc))
+    path = train(cfg, a.out, device=a.device, progress=not a.no_progress, max_seconds=a.max_seconds)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"wrote {path}")
     if dist.is_initialized():

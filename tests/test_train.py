@@ -78,3 +78,39 @@ def test_torchrun_two_cpu_processes_keep_identical_replicas(tmp_path):
     assert rep["world_size"] == 2 and rep["step"] == 3
     assert rep["sha256"][0] == rep["sha256"][1]
     assert (tmp_path / "ddp" / "ema.safetensors").exists()
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(steps=0), "steps must be at least 1, got 0"),
+    (dict(batch_size=0), "batch_size must be at least 1, got 0"),
+    (dict(checkpoint_every=0), "checkpoint_every must be at least 1, got 0"),
+    (dict(crop=4), "crop must be at least 8, got 4"),
+    (dict(steps=2.5), "steps must be a whole number, got 2.5"),
+    (dict(lr=float("nan")), "lr must be a finite number, got nan"),
+    (dict(lr=0.0), r"lr must be > 0, got 0.0"),
+    (dict(ema_decay=1.5), r"ema_decay must be in \[0.0, 1.0\], got 1.5"),
+    (dict(seed=-1), "seed must be at least 0, got -1"),
+    (dict(seed=2**64), "seed must be at most 18446744073709550, got 18446744073709551616"),
+    (dict(precision="fp16"), "precision must be auto, fp32 or bf16, got 'fp16'"),
+])
+def test_train_config_refuses_out_of_range_numbers(changes, message):
+    from adasr.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**{**TINY.__dict__, **changes})
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--steps", "0"], "adasr train: error: --steps must be at least 1, got 0"),
+    (["--batch-size", "0"], "adasr train: error: --batch-size must be at least 1, got 0"),
+    (["--lr", "nan"], "adasr train: error: --lr must be a finite number, got nan"),
+    (["--channels", "12", "24"], "adasr train: error: every entry of channels (12, 24) must be a multiple of groups (8"),
+    (["--channels", "0"], "adasr train: error: channels must be positive whole numbers"),
+])
+def test_adasr_train_names_bad_options(capsys, tmp_path, args, message):
+    from adasr import cli
+
+    code = cli.main(["train", "--out", str(tmp_path / "run"), "--no-progress", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err and "unexpected" not in err
+    assert not (tmp_path / "run").exists()

@@ -33,6 +33,16 @@ class UNetConfig:
     heads: int = 4
     attention: bool = True
 
+    def __post_init__(self) -> None:
+        if not self.channels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in self.channels):
+            raise ValueError(f"channels must be positive whole numbers, one per level, got {self.channels!r}")
+        if self.groups < 1 or any(c % self.groups for c in self.channels):
+            raise ValueError(f"every entry of channels {tuple(self.channels)} must be a multiple of groups "
+                             f"({self.groups}, GroupNorm's group count)")
+        if self.num_res_blocks < 1 or self.time_dim < 2 or self.time_dim % 2 or self.heads < 1:
+            raise ValueError("num_res_blocks and heads must be at least 1 and time_dim an even number >= 2, got "
+                             f"{self.num_res_blocks}, {self.heads}, {self.time_dim}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
