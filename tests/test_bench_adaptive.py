@@ -520,15 +520,19 @@ def test_quality_keeps_the_images_it_measured(monkeypatch, make_tiny_model, one_
 
     small = {n: c for n, c in list(heldout_crops(32).items())[:2]}
     monkeypatch.setattr(Q, "heldout_crops", lambda crop: small)
-    monkeypatch.setattr(upscaling, "load_pretrained", lambda name=None, device=None: make_tiny_model())
+    loaded: list[str] = []
+    monkeypatch.setattr(upscaling, "load_pretrained",
+                        lambda name=None, device=None: (loaded.append(name), make_tiny_model())[1])
     q = Q.quality(steps=2, schedule="linspace", tile=16, overlap=4, precision="fp32", keep_images=True)
     assert set(q["sr_images"]) == set(small)
+    assert loaded == ["sr_x4"] and q["model"] == "sr_x4"  # the default weights unless model= names others
     for row in q["images"]:
         img = q["sr_images"][row["image"]]
         assert img.dtype == np.uint8 and img.shape == small[row["image"]].shape
         assert psnr_y(img, small[row["image"]], shave=4) == pytest.approx(row["adasr"]["psnr_y"], abs=1e-9)
-    assert "sr_images" not in Q.quality(steps=1, schedule="linspace", tile=16, overlap=4, precision="fp32",
-                                        legacy=False)
+    q = Q.quality(steps=1, schedule="linspace", tile=16, overlap=4, precision="fp32", legacy=False,
+                  model="sr_x4_sparse15")
+    assert "sr_images" not in q and q["model"] == "sr_x4_sparse15" and loaded[-1] == "sr_x4_sparse15"
 
 
 # ------------------------------------------------------------------------------------------------ end to end, tiny

@@ -132,9 +132,10 @@ def record_diffusion_metrics(name: str, steps: int | None) -> None:
     default sampler's arm, its schedule and η; ``mean`` also holds the old default's arm as ``legacy``)."""
     from adasr.benchmarks.quality import format_quality
 
-    r = quality(steps=steps)
+    r = quality(steps=steps, model=name)  # the weights being published, not the default model
     reg = read_registry()
-    reg[name]["metrics_at_save"] = {"benchmark": "adasr bench quality", "steps": r["steps"], "tile": r["tile"],
+    reg[name]["metrics_at_save"] = {"benchmark": "adasr bench quality", "model": r["model"], "steps": r["steps"],
+                                    "tile": r["tile"],
                                     "schedule": r["schedule"], "eta": r["eta"],
                                     "overlap": r["overlap"], "precision": r["precision"], "mean": r["mean"],
                                     "psnr_gain_db": r["psnr_gain_db"], "machine": machine(), "torch": torch.__version__,

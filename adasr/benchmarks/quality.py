@@ -56,6 +56,7 @@ def quality(
     *, steps: int | None = None, schedule: Any = None, eta: float | None = None, legacy: bool = True, seed: int = 0,
     device: str | None = None, precision: str | None = None, crop: int = 256, tile: int | None = None,
     overlap: int | None = None, progress: bool = False, keep_images: bool = False, log: Log = no_log,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """Per-image and mean PSNR(Y, shave 4) / SSIM(Y, shave 4) / LPIPS of bicubic, of the old default sampler
     (``legacy``: DDIM-10 ``linspace``, η = 0) and of the new default (``adasr``: ``steps`` of ``schedule``, default
@@ -68,8 +69,9 @@ def quality(
     sampler arms (steps, schedule, η, total tile-evaluations and seconds).
     ``progress`` shows the sampler's tqdm bar; ``log`` receives one line per image.
     ``keep_images=True`` adds ``"sr_images"``: {image name: the ``adasr`` arm's SR output, uint8 (crop, crop, 3)},
-    for figures (not JSON-serialisable, so ``adasr bench quality --json`` leaves it out)."""
-    from ..defaults import DEFAULT_OVERLAP, DEFAULT_SCHEDULE, DEFAULT_TILE, LEGACY_SCHEDULE, LEGACY_STEPS
+    for figures (not JSON-serialisable, so ``adasr bench quality --json`` leaves it out). ``model``: the registered
+    diffusion weights to measure (default :data:`~adasr.defaults.DEFAULT_MODEL`; ``result["model"]``)."""
+    from ..defaults import DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_SCHEDULE, DEFAULT_TILE, LEGACY_SCHEDULE, LEGACY_STEPS
     from ..lpips import lpips_distance
     from ..metrics import psnr_y, ssim_y
     from ..upscaling import load_pretrained, upscale_tensor
@@ -81,7 +83,8 @@ def quality(
     overlap = DEFAULT_OVERLAP if overlap is None else overlap
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
-    model = load_pretrained(device=dev)
+    weights = DEFAULT_MODEL if model is None else model
+    net = load_pretrained(weights, device=dev)
     samplers: dict[str, dict[str, Any]] = {}
     if legacy:
         samplers["legacy"] = {"label": "old default", "steps": LEGACY_STEPS, "schedule": LEGACY_SCHEDULE, "eta": 0.0}
@@ -93,14 +96,14 @@ def quality(
     sr_images: dict[str, np.ndarray] = {}
     crops = heldout_crops(crop)
     # warm-up (oneDNN kernels, the MAC count of the tile size), so that no arm's seconds carry it
-    upscale_tensor(downscale(to_tensor(next(iter(crops.values()))), 4), steps=1, schedule="linspace", model=model,
+    upscale_tensor(downscale(to_tensor(next(iter(crops.values()))), 4), steps=1, schedule="linspace", model=net,
                    device=dev, precision=precision, tile=tile, overlap=overlap)
     for name, hr in crops.items():
         lr = downscale(to_tensor(hr), 4)
         outputs = {"bicubic": (to_uint8(upscale_bicubic(lr, 4)), None)}
         for arm, s in samplers.items():
             sr_t, rep, _ = upscale_tensor(lr, steps=s["steps"], schedule=s["schedule"], eta=s["eta"], seed=seed,
-                                          model=model, device=dev, precision=precision, tile=tile, overlap=overlap,
+                                          model=net, device=dev, precision=precision, tile=tile, overlap=overlap,
                                           progress=progress)
             outputs[arm] = (to_uint8(sr_t), rep)
             arms[arm].update(schedule=rep.schedule, eta=rep.eta)
@@ -124,7 +127,8 @@ def quality(
     gain = mean["adasr"]["psnr_y"] - mean["bicubic"]["psnr_y"]
     new = arms["adasr"]
     result: dict[str, Any] = {
-        "benchmark": "quality", "steps": steps, "schedule": new["schedule"], "eta": new["eta"], "seed": seed,
+        "benchmark": "quality", "model": weights, "steps": steps, "schedule": new["schedule"], "eta": new["eta"],
+        "seed": seed,
         "crop": crop, "tile": tile, "overlap": overlap, "device": str(dev), "precision": prec, "arms": arms,
         "images": rows, "mean": mean, "psnr_gain_db": gain,
         "targets": {"psnr_gain_db": TARGET_PSNR_GAIN_DB, "lpips": TARGET_LPIPS,
