@@ -10,6 +10,8 @@ from typing import Any, Callable, ContextManager, Iterator, Literal, TypeVar
 import numpy as np
 import torch
 
+from .config import MAX_SEED
+
 T = TypeVar("T")
 
 Precision = Literal["auto", "fp32", "bf16"]
@@ -160,6 +162,17 @@ def each_step_within(iterator: Iterator[T], context: Callable[[], ContextManager
             except StopIteration:
                 return
         yield item
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded with ``seed``, a whole number in 0 … 2**64 − 1
+    (:data:`adasr.config.MAX_SEED`, the range ``torch.Generator.manual_seed`` takes; ValueError naming
+    ``seed`` otherwise: torch's own message is "Overflow when unpacking long long")."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be a whole number, got {seed!r}")
+    if not 0 <= int(seed) <= MAX_SEED:
+        raise ValueError(f"seed must be in 0 … 2**64 - 1, got {seed}")
+    return torch.Generator().manual_seed(int(seed))
 
 
 def seed_everything(seed: int) -> None:

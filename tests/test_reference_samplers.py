@@ -154,3 +154,29 @@ def test_rejects_bad_condition(model):
         sample_ddim(model, torch.zeros(1, 3, 15, 16), 2)
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         sample_ddpm(model, torch.zeros(3, 16, 16), 2)
+
+
+def test_reference_samplers_refuse_nan_eta_nan_cond_and_out_of_range_seeds():
+    """NaN η used to pass ``eta < 0`` and turn every pixel NaN (black once converted to uint8)."""
+
+
+    torch.manual_seed(0)
+    model = SRDiffusion(SRDiffusionConfig(unet=UNetConfig(channels=(8, 16), num_res_blocks=1, time_dim=16, groups=4,
+                                                          heads=2))).eval()
+    cond = torch.zeros(1, 3, 16, 16)
+    for eta in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ValueError, match="eta must be a finite number >= 0"):
+            sample_ddim(model, cond, 2, eta=eta)
+        with pytest.raises(ValueError, match="eta must be a finite number >= 0"):
+            sample_tiles(model, cond, eta=eta)
+    bad = torch.full_like(cond, float("nan"))
+    with pytest.raises(ValueError, match="cond contains NaN or infinite values"):
+        sample_ddim(model, bad, 2)
+    with pytest.raises(ValueError, match="cond contains NaN or infinite values"):
+        sample_tiles(model, bad)
+    for seed in (-1, 2**64):
+        with pytest.raises(ValueError, match="seed must be in 0 … 2\\*\\*64 - 1"):
+            sample_ddim(model, cond, 2, seed=seed)
+        with pytest.raises(ValueError, match="seed must be in 0 … 2\\*\\*64 - 1"):
+            sample_tiles(model, cond, seed=seed)
+    assert torch.isfinite(sample_ddim(model, cond, 2, seed=2**64 - 1).image).all()

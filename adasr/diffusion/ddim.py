@@ -8,6 +8,7 @@ sampler steps each tile from its own t to its own t' (t' = −1 is the final ste
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -60,8 +61,8 @@ def ddim_step(
     Returns:
         ``(prev_sample, pred_original_sample)``, both shaped like ``sample``.
     """
-    if eta < 0:
-        raise ValueError(f"eta must be non-negative, got {eta}")
+    if not eta >= 0 or not math.isfinite(eta):  # NaN compares False: it would make every pixel NaN (black)
+        raise ValueError(f"eta must be a finite number >= 0, got {eta}")
     if eta > 0 and noise is None:
         raise ValueError("eta > 0 needs `noise` (a standard normal tensor shaped like `sample`)")
     if noise is not None and noise.shape != sample.shape:

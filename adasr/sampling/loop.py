@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 
 from ..cost import CostCounter
 from ..defaults import DEFAULT_OVERLAP, DEFAULT_TILE
+from ..runtime import seeded_generator
 from ..srmodel import SRDiffusion
 from .denoiser import Denoiser
 from .policies import Policy, TileState, UniformDDIM
@@ -199,6 +200,8 @@ def iterate_tiles(
         raise TypeError(f"policy must be an adasr.sampling.policies.Policy, got {type(policy).__name__}")
     if eta < 0 or not np.isfinite(eta):
         raise ValueError(f"eta must be a finite number >= 0, got {eta}")
+    if not torch.isfinite(cond).all():
+        raise ValueError("cond contains NaN or infinite values")
     if integrate not in INTEGRATE_MODES:
         raise ValueError(f"integrate must be one of {', '.join(INTEGRATE_MODES)}, got {integrate!r}")
     shared_t = integrate == "shared-t"
@@ -208,7 +211,7 @@ def iterate_tiles(
     if grid.tile_h % m or grid.tile_w % m:
         raise ValueError(f"tile size {grid.tile_h}×{grid.tile_w} must be a multiple of {m}; pad the image first")
     cond_tiles = grid.split(cond)
-    g = torch.Generator().manual_seed(seed)
+    g = seeded_generator(seed)
     noise = grid.split(torch.randn(1, 3, cond.shape[-2], cond.shape[-1], generator=g)).to(dev)
     update = model.ddim_update()
     T = model.num_train_timesteps

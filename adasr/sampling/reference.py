@@ -49,6 +49,7 @@ import torch
 from ..diffusion.ode import probability_flow_sample
 from ..diffusion.schedulers import DDIMScheduler, DDPMScheduler, SchedulerOutput
 from ..diffusion.timesteps import spaced_timesteps
+from ..runtime import seeded_generator
 from ..srmodel import SRDiffusion
 from .denoiser import Denoiser
 
@@ -66,6 +67,8 @@ def _check_cond(model: SRDiffusion, cond: torch.Tensor) -> None:
     m = model.unet.multiple
     if cond.shape[-2] % m or cond.shape[-1] % m:
         raise ValueError(f"H and W must be multiples of {m}, got {tuple(cond.shape[-2:])}; pad the image first")
+    if not torch.isfinite(cond).all():
+        raise ValueError("cond contains NaN or infinite values")
 
 
 def initial_noise(cond: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Generator]:
@@ -73,7 +76,7 @@ def initial_noise(cond: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Ge
 
     Returns the noise (on ``cond``'s device) and the generator, which the stochastic samplers keep drawing from.
     """
-    g = torch.Generator().manual_seed(seed)
+    g = seeded_generator(seed)
     return torch.randn(tuple(cond.shape), generator=g).to(cond.device), g
 
 
