@@ -102,6 +102,26 @@ def _check_fields(config: Any) -> None:
             raise ConfigError(f"{{f}} must be positive, got {_lit(value)}", f=f.name)
 
 
+def check_numbers(config: Any, whole: dict[str, int] | None = None,
+                  real: dict[str, tuple[float, float | None]] | None = None, positive: tuple[str, ...] = ()) -> None:
+    """Range checks of a config without field metadata (training configs): every name of ``whole`` a whole number
+    ≥ its bound; every name of ``real`` a finite number in [lo, hi] (``hi`` None: no upper bound), and > 0 for the
+    names in ``positive``. Raises :class:`ConfigError` naming the field (rendered as an option by the CLIs)."""
+    for name, lo in (whole or {}).items():
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ConfigError(f"{{f}} must be a whole number, got {_lit(repr(value))}", f=name)
+        if value < lo:
+            raise ConfigError(f"{{f}} must be at least {lo}, got {value}", f=name)
+    for name, (lo, hi) in (real or {}).items():
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ConfigError(f"{{f}} must be a finite number, got {_lit(repr(value))}", f=name)
+        if value < lo or (hi is not None and value > hi) or (name in positive and value == 0):
+            where = f"in [{lo}, {hi}]" if hi is not None else ("> 0" if name in positive else f">= {lo}")
+            raise ConfigError(f"{{f}} must be {where}, got {value}", f=name)
+
+
 def check_model_options(kind: str, model: str, quant: str, precision: str) -> None:
     """The combinations :func:`adasr.upscale_tensor` refuses: a quantization the model does not support, and bf16
     for anything but the float diffusion model (EDSR and every quantized model run in fp32)."""
@@ -390,6 +410,6 @@ def given_values(cls: type, namespace: argparse.Namespace) -> dict[str, Any]:
 
 
 __all__ = ["ADASR_POLICIES", "CACHES", "DIFFUSION_ONLY", "KEY_STEPS", "MODELS", "POLICIES", "PRECISIONS", "QUANT", "QUANT_SUPPORT", "AdaptiveConfig",
-           "ConfigError", "UpscaleConfig", "add_config_arguments", "check_model_options", "flag_of", "given_values",
+           "ConfigError", "UpscaleConfig", "add_config_arguments", "check_model_options", "check_numbers", "flag_of", "given_values",
            "int_at_least",
            "option_fields"]

@@ -35,7 +35,7 @@ import torch
 import torch.distributed as dist
 
 from .acceleration.sparse import SparseConfig, SparseMomentum
-from .config import ConfigError
+from .config import ConfigError, check_numbers
 from .data import TRAIN_IMAGES, CropSampler
 from .imageio import atomic_write
 from .models.edsr import EDSR, EDSRConfig
@@ -73,24 +73,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """Every number in range and finite (errors name the field: :class:`~adasr.config.ConfigError`)."""
-        whole = {"steps": 1, "batch_size": 1, "crop": 8, "warmup": 0, "checkpoint_every": 1, "log_every": 1, "seed": 0}
-        for name, lo in whole.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"{{f}} must be a whole number, got {value!r}", f=name)
-            if value < lo:
-                raise ConfigError(f"{{f}} must be at least {lo}, got {value}", f=name)
+        check_numbers(self, {"steps": 1, "batch_size": 1, "crop": 8, "warmup": 0, "checkpoint_every": 1,
+                             "log_every": 1, "seed": 0},
+                      {"lr": (0.0, None), "min_lr_ratio": (0.0, 1.0), "weight_decay": (0.0, None),
+                       "grad_clip": (0.0, None), "ema_decay": (0.0, 1.0)}, positive=("lr",))
         if self.seed * 1000 + 999 > 2**64 - 1:  # the crop generator's seed is seed·1000 + rank
             raise ConfigError(f"{{f}} must be at most {(2**64 - 1000) // 1000}, got {self.seed}", f="seed")
-        ranges = {"lr": (0.0, None), "min_lr_ratio": (0.0, 1.0), "weight_decay": (0.0, None),
-                  "grad_clip": (0.0, None), "ema_decay": (0.0, 1.0)}
-        for name, (lo, hi) in ranges.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"{{f}} must be a finite number, got {value!r}", f=name)
-            if value < lo or (hi is not None and value > hi) or (name == "lr" and value == 0):
-                where = f"in [{lo}, {hi}]" if hi is not None else ("> 0" if name == "lr" else f">= {lo}")
-                raise ConfigError(f"{{f}} must be {where}, got {value}", f=name)
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"{{f}} must be auto, fp32 or bf16, got {self.precision!r}", f="precision")
 
@@ -299,10 +287,10 @@ def train(
     bar.close()
     if log is not None:
         log.close()
-    digests = [_param_digest(model)]
+    digests = [param_digest(model)]
     if world > 1:
         digests = [""] * world
-        dist.all_gather_object(digests, _param_digest(model))
+        dist.all_gather_object(digests, param_digest(model))
     if rank == 0:
         (out / "replicas.json").write_text(json.dumps({"world_size": world, "step": step, "sha256": digests}))
         if len(set(digests)) != 1:
@@ -318,7 +306,7 @@ def train(
     return result
 
 
-def _param_digest(model: torch.nn.Module) -> str:
+def param_digest(model: torch.nn.Module) -> str:
     """sha256 over every parameter's bytes: equal digests mean bit-identical replicas."""
     import hashlib
 
@@ -357,6 +345,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--device", default=None)
     p.add_argument("--max-seconds", type=float, default=None, help="stop (and checkpoint) after this wall time")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--finetune-through-sampler", action="store_true",
+                   help="fine-tune the shipped model through its default sampler chain instead (issue 18; its own "
+                        "options: adasr train --finetune-through-sampler -h)")
     return p
 
 
@@ -382,6 +373,11 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--finetune-through-sampler" in argv:  # fine-tuning through the sampler: its own module and options
+        from .sampler_finetune import main as finetune_main
+
+        return finetune_main([a for a in argv if a != "--finetune-through-sampler"])
     parser = build_parser()
     a = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("ADASR_THREADS", torch.get_num_threads())))
