@@ -644,3 +644,42 @@ def test_adaptive_runs_identical_runs_once(monkeypatch, make_tiny_model, one_thr
     for n, u in r["uniform"]["fidelity"].items():
         assert (u.get("same_as") == "linspace") == (int(n) != 2), n  # N = 1 ([999], η 0) and 3 as linspace
     assert "  = linspace" in B.format_adaptive(r)
+
+
+def test_compare_models_puts_models_arms_edsr_and_bicubic_in_one_table(monkeypatch, make_tiny_model, one_thread):
+    """``bench quality --models``: every model at the default and DDIM-10 arms, beside bicubic and EDSR, on the crops
+    and the whole image; the mean is over the crops only, and each entry is the metric of that arm's image."""
+    import torch
+
+    import adasr.benchmarks.adadiffsr as A
+    import adasr.models.edsr as E
+    from adasr import upscaling
+    from adasr.data import heldout_crops
+    from adasr.models.edsr import EDSR, EDSRConfig
+
+    small = {n: c for n, c in list(heldout_crops(32).items())[:2]}
+    whole = np.ascontiguousarray(next(iter(heldout_crops(48).values())))
+    monkeypatch.setattr(Q, "heldout_crops", lambda crop: small)
+    monkeypatch.setattr(A, "bench_images", lambda crop, full: {**small, **({f"{full}_48": whole} if full else {})})
+    loaded: list[str] = []
+    nets = {"a": make_tiny_model(), "b": make_tiny_model()}
+    with torch.no_grad():
+        for p in nets["b"].parameters():
+            p.add_(0.01)  # another set of weights
+    monkeypatch.setattr(upscaling, "load_pretrained", lambda name=None, device=None: (loaded.append(name), nets[name])[1])
+    torch.manual_seed(0)
+    edsr = EDSR(EDSRConfig(n_resblocks=1, n_feats=4)).eval()
+    monkeypatch.setattr(E, "load_edsr", lambda name=None, device=None: edsr)
+    r = Q.compare_models(["a", "b"], arms=(("two", 2, "linspace"), ("default", None, "default")), full="img",
+                         precision="fp32", tile=16, overlap=4)
+    assert loaded == ["a", "b"]
+    assert r["keys"] == ["bicubic", "edsr_x4", "a two", "a default", "b two", "b default"]
+    assert [row["image"] for row in r["images"]] == [*small, "img_48"] and r["full_row"]["image"] == "img_48"
+    for k in r["keys"]:
+        assert r["mean"][k]["lpips"] == pytest.approx(np.mean([row[k]["lpips"] for row in r["images"][:2]]))
+    assert r["arms"]["a two"]["schedule"]["timesteps"] == [999, 0] and r["arms"]["a default"]["steps"] == 2
+    assert r["images"][0]["a two"]["psnr_y"] != r["images"][0]["b two"]["psnr_y"]  # the models differ
+    assert "tile_evaluations" in r["images"][2]["a two"] and "tile_evaluations" not in r["images"][2]["edsr_x4"]
+    text = Q.format_result(r)
+    assert "mean (crops)" in text and "b default" in text and text.count("\n") > 20
+    json.dumps(r)  # what --json writes

@@ -24,7 +24,7 @@ import torch
 
 from adasr.benchmarks.quality import quality, regression_quality
 from adasr.models.edsr import EDSRConfig
-from adasr.registry import WEIGHTS_DIR, read_registry, register, restore_as
+from adasr.registry import WEIGHTS_DIR, model_config, read_registry, register, restore_as
 from adasr.srmodel import SRDiffusionConfig
 from adasr.train import load_checkpoint
 
@@ -68,8 +68,12 @@ def main() -> None:
     if a.from_checkpoint:
         ck = load_checkpoint(a.run / "checkpoint.pt")
         cfg = ck["config"]
-        edsr = cfg["model"].get("arch") == "edsr"
-        state = dict(ck["ema"]) if edsr else {k[len("unet."):]: v for k, v in ck["ema"].items() if k.startswith("unet.")}
+        edsr = "base" not in cfg and cfg["model"].get("arch") == "edsr"
+        if "base" in cfg:  # adasr train --finetune-through-sampler: the EMA holds the UNet's own keys
+            state = {k[len("unet."):] if k.startswith("unet.") else k: v for k, v in ck["ema"].items()}
+        else:
+            state = dict(ck["ema"]) if edsr else {k[len("unet."):]: v for k, v in ck["ema"].items()
+                                                  if k.startswith("unet.")}
         trained_steps = int(ck["step"])
     else:
         from safetensors.torch import load_file
@@ -78,8 +82,11 @@ def main() -> None:
         state = load_file(str(a.run / "ema.safetensors"))
         trained_steps = int(cfg["steps"])
     log = [json.loads(line) for line in (a.run / "log.jsonl").read_text().splitlines()]
-    edsr = cfg["model"].get("arch") == "edsr"
-    model_cfg = (EDSRConfig if edsr else SRDiffusionConfig).from_dict(cfg["model"]).to_dict()
+    if "base" in cfg:  # a fine-tune through the sampler keeps its base model's architecture
+        edsr, model_cfg = False, SRDiffusionConfig.from_dict(model_config(cfg["base"])).to_dict()
+    else:
+        edsr = cfg["model"].get("arch") == "edsr"
+        model_cfg = (EDSRConfig if edsr else SRDiffusionConfig).from_dict(cfg["model"]).to_dict()
     training = {k: v for k, v in cfg.items() if k != "model"}
     rows = [r for r in log if "loss" in r]
     events = [r for r in log if "event" in r]

@@ -29,7 +29,8 @@ When no candidate meets a preset's constraint (small N), the preset takes the fr
 and records ``constraint_met: false``. The held-out images (astronaut, camera, moon) are never used here.
 
 Run ``python -m adasr.adaptive.schedule_opt`` to rebuild ``adasr/weights/schedules.json`` (about 15 minutes with
-bf16 on 2 cores); ``--out FILE`` writes elsewhere without registering.
+bf16 on 2 cores); ``--out FILE`` writes elsewhere without registering, and ``--model NAME --out FILE`` searches the
+schedules of other registered weights (a fine-tuned model, whose best schedule may move).
 """
 
 from __future__ import annotations
@@ -224,13 +225,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     p.add_argument("--max-steps", type=int, default=10)
+    p.add_argument("--model", default=None, metavar="NAME",
+                   help="the registered diffusion weights to search for (default: the default model); another model "
+                        "needs --out, since the shipped presets belong to the default model")
     p.add_argument("--out", default=None, help="write the JSON here instead of registering it in adasr/weights")
-    p.add_argument("--cache", default="runs/schedule_opt_cache.jsonl",
-                   help="JSON-lines file of the scores measured so far (an interrupted run resumes from it)")
+    p.add_argument("--cache", default=None,
+                   help="JSON-lines file of the scores measured so far (an interrupted run resumes from it; default "
+                        "runs/schedule_opt_cache.jsonl, runs/schedule_opt_cache_NAME.jsonl with --model NAME: scores "
+                        "belong to one set of weights)")
     args = p.parse_args(argv)
+    from ..defaults import DEFAULT_MODEL
+
+    if args.model not in (None, DEFAULT_MODEL) and not args.out:
+        p.error(f"--model {args.model}: give --out FILE (the registered presets are those of {DEFAULT_MODEL})")
+    if args.cache is None:
+        args.cache = ("runs/schedule_opt_cache.jsonl" if args.model in (None, DEFAULT_MODEL)
+                      else f"runs/schedule_opt_cache_{args.model}.jsonl")
     dev = resolve_device("auto")
     prec = resolve_precision(args.precision, dev)
-    model = load_pretrained(device=dev)
+    model = load_pretrained(args.model or DEFAULT_MODEL, device=dev)
     space = SearchSpace(steps=tuple(range(1, args.max_steps + 1)))
     if args.cache:
         Path(args.cache).parent.mkdir(parents=True, exist_ok=True)

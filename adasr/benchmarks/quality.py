@@ -17,7 +17,7 @@ Arms, one run, same seed and tiling:
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -170,6 +170,102 @@ def regression_quality(name: str = "edsr_x4", crop: int = 256) -> dict[str, Any]
             "images": images, "mean": mean, "psnr_gain_db": mean["edsr"]["psnr_y"] - mean["bicubic"]["psnr_y"]}
 
 
+#: the sampler arms :func:`compare_models` runs every model at by default: the package default (N and schedule of
+#: :mod:`adasr.defaults`, with the schedule's η) and DDIM-10 ``linspace`` (η 0), the textbook sampler
+COMPARE_ARMS: tuple[tuple[str, int | None, str], ...] = (("default", None, "default"), ("linspace-10", 10, "linspace"))
+
+
+def compare_models(
+    models: Sequence[str], *, arms: Sequence[tuple[str, int | None, str]] = COMPARE_ARMS,
+    regression: str | None = "edsr_x4", crop: int = 256, full: str | None = "astronaut", seed: int = 0,
+    device: str | None = None, precision: str | None = None, tile: int | None = None, overlap: int | None = None,
+    log: Log = no_log,
+) -> dict[str, Any]:
+    """Shipped diffusion weights side by side (``adasr bench quality --models A B …``): every model in ``models``
+    at every sampler arm of ``arms`` — (label, N or None for :data:`~adasr.defaults.DEFAULT_STEPS`, schedule name,
+    ``"default"`` for :data:`~adasr.defaults.DEFAULT_SCHEDULE`) — beside bicubic and the regression CNN
+    ``regression`` (one fp32 forward pass), on the held-out ``crop``² centre crops and the whole held-out image
+    ``full`` (512²; None: crops only). One seed, one tiling, every arm on the same LR.
+
+    Per image and arm: PSNR-Y, SSIM-Y (shave 4), LPIPS and, for the sampled arms, wall seconds and
+    tile-evaluations. ``result["mean"]`` averages the crops only (the issue's target is on the crops);
+    ``result["full"]`` repeats the whole image's row. Arm keys are ``"{model} {label}"``."""
+    from ..defaults import DEFAULT_SCHEDULE, DEFAULT_STEPS
+    from ..lpips import lpips_distance
+    from ..metrics import psnr_y, ssim_y
+    from ..models.edsr import load_edsr
+    from ..upscaling import load_pretrained, upscale_tensor
+    from .adadiffsr import bench_images
+
+    if not models:
+        raise ValueError("compare_models needs at least one diffusion model name")
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    images = bench_images(crop, full)
+    crops = list(heldout_crops(crop))
+    nets = {m: load_pretrained(m, device=dev) for m in models}
+    edsr = load_edsr(regression, device="cpu") if regression else None
+    plan = {f"{m} {label}": (m, DEFAULT_STEPS if n is None else n, DEFAULT_SCHEDULE if sched == "default" else sched)
+            for m in models for label, n, sched in arms}
+    first = images[crops[0]]
+    for net in nets.values():  # warm-up: kernels and the MAC table, outside every arm's seconds
+        upscale_tensor(downscale(to_tensor(first), 4), steps=1, schedule="linspace", model=net,
+                       device=dev, precision=prec, tile=tile, overlap=overlap)
+    described: dict[str, dict[str, Any]] = {}
+    rows = []
+    for name, hr in images.items():
+        lr = downscale(to_tensor(hr), 4)
+        outputs: dict[str, tuple[np.ndarray, Any]] = {"bicubic": (to_uint8(upscale_bicubic(lr, 4)), None)}
+        if edsr is not None:
+            with torch.no_grad():
+                outputs[regression] = (to_uint8(edsr.upscale(lr)), None)
+        for key, (m, n, sched) in plan.items():
+            sr, rep, _ = upscale_tensor(lr, steps=n, schedule=sched, seed=seed, model=nets[m], device=dev,
+                                        precision=prec, tile=tile, overlap=overlap)
+            outputs[key] = (to_uint8(sr), rep)
+            described[key] = {"model": m, "steps": n, "schedule": rep.schedule, "eta": rep.eta}
+        row: dict[str, Any] = {"image": name}
+        for key, (img, rep) in outputs.items():
+            row[key] = {"psnr_y": psnr_y(img, hr, shave=4), "ssim_y": ssim_y(img, hr, shave=4),
+                        "lpips": lpips_distance(img, hr)}
+            if rep is not None:
+                row[key].update(seconds=round(rep.seconds, 3), tile_evaluations=rep.tile_evaluations)
+        rows.append(row)
+        log(f"{name}: " + ", ".join(f"{k} {row[k]['psnr_y']:.2f} dB / {row[k]['lpips']:.3f}" for k in plan))
+    keys = [k for k in rows[0] if k != "image"]
+    on_crops = [r for r in rows if r["image"] in crops]
+    mean = {k: {m: float(np.mean([r[k][m] for r in on_crops])) for m in (*METRICS, "seconds")
+                if all(m in r[k] for r in on_crops)} for k in keys}
+    result: dict[str, Any] = {
+        "benchmark": "quality-models", "models": list(models), "regression": regression,
+        "arms": {k: described[k] for k in plan}, "keys": keys, "crop": crop, "full": full, "seed": seed,
+        "tile": tile, "overlap": overlap, "device": str(dev), "precision": prec, "images": rows, "mean": mean,
+        "full_row": next((r for r in rows if r["image"] not in crops), None),
+    }
+    result["machine"] = machine_info(dev, prec)
+    return result
+
+
+def format_compare(r: dict[str, Any]) -> str:
+    """The table of :func:`compare_models`: one line per image and arm, then the means over the crops."""
+    lines = [f"quality of {', '.join(r['models'])}: held-out {r['crop']}² crops"
+             + (f" and the whole {r['full']}" if r.get("full") else "") + f", ×4, seed {r['seed']}, "
+             f"{r['device']}/{r['precision']}"]
+    for k, a in r["arms"].items():
+        lines.append(f"  {k}: {a['steps']} steps {a['schedule']['name'] if a['schedule'] else '?'} "
+                     f"{a['schedule'].get('timesteps') if a['schedule'] else ''}, η {a['eta']:g}")
+    width = max(len(k) for k in r["keys"])
+    lines.append(f"{'image':<14} {'arm':<{width}} {'PSNR-Y':>7} {'SSIM-Y':>7} {'LPIPS':>7} {'evals':>6} {'sec':>7}")
+    for row in r["images"] + [{"image": "mean (crops)", **r["mean"]}]:
+        for k in r["keys"]:
+            m = row[k]
+            cost = f" {m['tile_evaluations']:>6} {m['seconds']:7.2f}" if "tile_evaluations" in m else (
+                f" {'':>6} {m['seconds']:7.2f}" if "seconds" in m else "")
+            lines.append(f"{row['image']:<14} {k:<{width}} {m['psnr_y']:7.2f} {m['ssim_y']:7.4f} {m['lpips']:7.4f}"
+                         f"{cost}")
+    return "\n".join(lines)
+
+
 def format_quality(r: dict[str, Any]) -> str:
     """The per-image and mean table of :func:`quality` (bicubic, the old default, the new default), the new
     default against the old one, and the targets. Reads results without ``arms`` (before the side-by-side
@@ -209,19 +305,32 @@ def format_quality(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-format_result = format_quality
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_sampler_arguments(p)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--models", nargs="+", default=None, metavar="NAME",
+                   help="compare these shipped diffusion weights instead (e.g. sr_x4 sr_x4_sparse15), each at the "
+                        "default sampler and at DDIM-10 linspace, beside bicubic and edsr_x4, on the held-out crops "
+                        "and the whole --full image")
+    p.add_argument("--full", default="astronaut", help="with --models: the whole held-out image also measured "
+                   "('' for none)")
     add_device_arguments(p)
 
 
 def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
+    if args.models:
+        return compare_models(args.models, full=args.full or None, seed=args.seed, device=args.device,
+                              precision=args.precision, log=log)
     return quality(steps=args.steps, schedule=args.schedule, eta=args.eta, legacy=not args.no_legacy, seed=args.seed,
                    device=args.device, precision=args.precision, log=log)
 
 
-__all__ = ["METRICS", "TARGET_LPIPS", "TARGET_PSNR_GAIN_DB", "add_arguments", "arm_steps", "format_quality",
+def format_result(r: dict[str, Any]) -> str:
+    """:func:`format_compare` for a ``--models`` result, else :func:`format_quality`."""
+    return format_compare(r) if r.get("benchmark") == "quality-models" else format_quality(r)
+
+
+__all__ = ["COMPARE_ARMS", "METRICS", "TARGET_LPIPS", "TARGET_PSNR_GAIN_DB", "add_arguments", "arm_steps",
+           "compare_models", "format_compare", "format_quality",
            "format_result", "quality", "regression_quality", "run_args", "sampler_label"]
