@@ -375,6 +375,29 @@ def finetune_through_sampler(cfg: SamplerFinetuneConfig, out: str | Path, *, mod
     return result
 
 
+def training_log(path: str | Path) -> dict[str, list[float]]:
+    """The loss curves of a run folder ``path`` (its ``log.jsonl``): {"step", "loss", "lpips", "l1", "diff", "lr",
+    "seconds"} as lists, one entry per logged step; "seconds" is wall clock since the first start (each resume's
+    clock continues from the last logged time). Empty lists for a run that has not logged yet."""
+    keys = ("step", "loss", "lpips", "l1", "diff", "lr", "seconds")
+    out: dict[str, list[float]] = {k: [] for k in keys}
+    p = Path(path) / "log.jsonl"
+    if not p.exists():
+        return out
+    offset = last = 0.0
+    for line in p.read_text().splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if "event" in row:
+            offset, last = offset + last, 0.0
+            continue
+        last = float(row["seconds"])
+        for k in keys:
+            out[k].append(offset + last if k == "seconds" else row[k])
+    return out
+
+
 # ------------------------------------------------------------------------------------------------- CLI
 PROG = "adasr train --finetune-through-sampler"
 #: the options, one per config field (``images`` is not an option: the training photos)
@@ -426,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["SamplerFinetuneConfig", "TERMS", "base_model", "build_parser", "config_from_args", "finetune_loss",
-           "finetune_through_sampler", "loss_term_gradients", "main", "sampler_chain"]
+           "finetune_through_sampler", "loss_term_gradients", "main", "sampler_chain", "training_log"]
 
 if __name__ == "__main__":
     sys.exit(main())

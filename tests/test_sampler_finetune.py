@@ -3,6 +3,7 @@ reach every UNet call, the loop is seeded and resumable, bad configurations are 
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -176,3 +177,31 @@ def test_adasr_train_routes_and_names_bad_options(capsys, tmp_path, args, messag
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_training_log_continues_the_clock_across_resumes(tmp_path):
+    from adasr.sampler_finetune import training_log
+
+    rows = [{"event": "start"}, {"step": 1, "loss": 1.0, "lpips": 0.2, "l1": 0.05, "diff": 0.01, "lr": 1e-5,
+                                  "seconds": 3.0},
+            {"step": 2, "loss": 0.9, "lpips": 0.19, "l1": 0.05, "diff": 0.01, "lr": 2e-5, "seconds": 6.0},
+            {"event": "start"}, {"step": 3, "loss": 0.8, "lpips": 0.18, "l1": 0.04, "diff": 0.01, "lr": 3e-5,
+                                  "seconds": 2.5}]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    log = training_log(tmp_path)
+    assert log["step"] == [1, 2, 3] and log["lpips"] == [0.2, 0.19, 0.18]
+    assert log["seconds"] == [3.0, 6.0, 8.5]
+    assert training_log(tmp_path / "missing")["step"] == []
+
+
+def test_loss_terms_figure_draws_the_log_it_is_given():
+    from adasr.viz.finetune import loss_terms_figure, moving_average
+
+    log = {"step": list(range(1, 41)), "lpips": [0.1] * 20 + [0.05] * 20, "l1": [0.03] * 40, "diff": [0.004] * 40}
+    fig = loss_terms_figure(log, smooth=10)
+    axes = fig.axes
+    assert len(axes) == 3
+    raw, avg = axes[0].lines
+    assert list(raw.get_ydata()) == log["lpips"]
+    np.testing.assert_allclose(avg.get_ydata(), moving_average(log["lpips"], 10))
+    assert avg.get_xdata()[0] == 10 and avg.get_ydata()[-1] == pytest.approx(0.05)
