@@ -251,6 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       log=lambda s: print(s, file=sys.stderr, flush=True), cache=args.cache or None)
     command = "python -m adasr.adaptive.schedule_opt " + " ".join(argv if argv is not None else sys.argv[1:])
     result["command"] = command.strip()
+    result["model"] = args.model or DEFAULT_MODEL
     out = Path(args.out) if args.out else Path(args.cache or "schedule_opt").with_suffix(".result.json")
     out.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")  # kept even if registering fails
     if not args.out:
