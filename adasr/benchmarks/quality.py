@@ -34,6 +34,14 @@ TARGET_LPIPS = 0.22
 METRICS = ("psnr_y", "ssim_y", "lpips")
 
 
+def score(img: np.ndarray, hr: np.ndarray) -> dict[str, float]:
+    """The :data:`METRICS` of a uint8 SR image against its HR: PSNR and SSIM on Y (shave 4), LPIPS."""
+    from ..lpips import lpips_distance
+    from ..metrics import psnr_y, ssim_y
+
+    return {"psnr_y": psnr_y(img, hr, shave=4), "ssim_y": ssim_y(img, hr, shave=4), "lpips": lpips_distance(img, hr)}
+
+
 def arm_steps(steps: int | None, schedule: Any) -> int:
     """N of a sampler arm: ``steps`` if given, else the length of an explicit schedule, else
     :data:`~adasr.defaults.DEFAULT_STEPS` (what ``adasr upscale`` runs for uniform sampling)."""
@@ -72,8 +80,6 @@ def quality(
     for figures (not JSON-serialisable, so ``adasr bench quality --json`` leaves it out). ``model``: the registered
     diffusion weights to measure (default :data:`~adasr.defaults.DEFAULT_MODEL`; ``result["model"]``)."""
     from ..defaults import DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_SCHEDULE, DEFAULT_TILE, LEGACY_SCHEDULE, LEGACY_STEPS
-    from ..lpips import lpips_distance
-    from ..metrics import psnr_y, ssim_y
     from ..upscaling import load_pretrained, upscale_tensor
 
     chosen = steps is not None or schedule is not None or eta is not None
@@ -114,8 +120,7 @@ def quality(
         row: dict[str, Any] = {"image": name, "seconds": round(rep.seconds, 3),
                                "tile_evaluations": rep.tile_evaluations}
         for arm, (img, r) in outputs.items():
-            row[arm] = {"psnr_y": psnr_y(img, hr, shave=4), "ssim_y": ssim_y(img, hr, shave=4),
-                        "lpips": lpips_distance(img, hr)}
+            row[arm] = score(img, hr)
             if r is not None:
                 row[arm].update(seconds=round(r.seconds, 3), tile_evaluations=r.tile_evaluations)
         rows.append(row)
@@ -152,8 +157,6 @@ def quality(
 def regression_quality(name: str = "edsr_x4", crop: int = 256) -> dict[str, Any]:
     """Per-image and mean PSNR(Y, shave 4) / SSIM(Y, shave 4) / LPIPS of the shipped EDSR ``name`` (one forward pass,
     fp32, CPU) and of bicubic, on the held-out ``crop``×``crop`` crops: the PSNR-oriented baseline of the course."""
-    from ..lpips import lpips_distance
-    from ..metrics import psnr_y, ssim_y
     from ..models.edsr import load_edsr
 
     model = load_edsr(name, device="cpu")
@@ -162,8 +165,7 @@ def regression_quality(name: str = "edsr_x4", crop: int = 256) -> dict[str, Any]
         lr = downscale(to_tensor(hr), 4)
         with torch.no_grad():
             arms = {"bicubic": to_uint8(upscale_bicubic(lr, 4)), "edsr": to_uint8(model.upscale(lr))}
-        images[img_name] = {arm: {"psnr_y": psnr_y(img, hr, shave=4), "ssim_y": ssim_y(img, hr, shave=4),
-                                  "lpips": lpips_distance(img, hr)} for arm, img in arms.items()}
+        images[img_name] = {arm: score(img, hr) for arm, img in arms.items()}
     mean = {arm: {k: float(np.mean([r[arm][k] for r in images.values()])) for k in METRICS}
             for arm in ("bicubic", "edsr")}
     return {"benchmark": "adasr.benchmarks.quality.regression_quality", "crop": crop, "precision": "fp32",
@@ -191,8 +193,6 @@ def compare_models(
     tile-evaluations. ``result["mean"]`` averages the crops only (the issue's target is on the crops);
     ``result["full"]`` repeats the whole image's row. Arm keys are ``"{model} {label}"``."""
     from ..defaults import DEFAULT_SCHEDULE, DEFAULT_STEPS
-    from ..lpips import lpips_distance
-    from ..metrics import psnr_y, ssim_y
     from ..models.edsr import load_edsr
     from ..upscaling import load_pretrained, upscale_tensor
     from .adadiffsr import bench_images
@@ -226,8 +226,7 @@ def compare_models(
             described[key] = {"model": m, "steps": n, "schedule": rep.schedule, "eta": rep.eta}
         row: dict[str, Any] = {"image": name}
         for key, (img, rep) in outputs.items():
-            row[key] = {"psnr_y": psnr_y(img, hr, shave=4), "ssim_y": ssim_y(img, hr, shave=4),
-                        "lpips": lpips_distance(img, hr)}
+            row[key] = score(img, hr)
             if rep is not None:
                 row[key].update(seconds=round(rep.seconds, 3), tile_evaluations=rep.tile_evaluations)
         rows.append(row)
@@ -332,5 +331,5 @@ def format_result(r: dict[str, Any]) -> str:
 
 
 __all__ = ["COMPARE_ARMS", "METRICS", "TARGET_LPIPS", "TARGET_PSNR_GAIN_DB", "add_arguments", "arm_steps",
-           "compare_models", "format_compare", "format_quality",
+           "compare_models", "format_compare", "format_quality", "score",
            "format_result", "quality", "regression_quality", "run_args", "sampler_label"]
