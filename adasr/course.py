@@ -98,6 +98,10 @@ READING: dict[str, Reference] = {
     "vdm": Reference("Variational Diffusion Models", "Kingma, Salimans, Poole & Ho", "NeurIPS 2021"),
     "distill": Reference("Progressive Distillation for Fast Sampling of Diffusion Models", "Salimans & Ho",
                          "ICLR 2022"),
+    "consistency": Reference("Consistency Models", "Song, Dhariwal, Chen & Sutskever", "ICML 2023"),
+    "sinsr": Reference("SinSR: Diffusion-Based Image Super-Resolution in a Single Step", "Wang et al.", "CVPR 2024"),
+    "draft": Reference("Directly Fine-Tuning Diffusion Models on Differentiable Rewards (DRaFT)",
+                       "Clark, Vicol, Swersky & Fleet", "ICLR 2024"),
     "unified": Reference("Understanding Diffusion Models: A Unified Perspective", "Luo", "arXiv 2022"),
     "diffusers": Reference("diffusers: DDPMScheduler and DDIMScheduler", "Hugging Face", "implementation", "code"),
     "improved_diffusion": Reference("improved-diffusion", "OpenAI (Nichol & Dhariwal)", "implementation", "code"),
@@ -212,6 +216,18 @@ COURSE: tuple[Notebook, ...] = (
         "compute b = b_base + b_I + b_L for a patch and a layer, and FAB for an image",
         "explain why AdaBM lost to fixed W4A4 on the moon (the flat image gets fewer bits)",
     ), requires=("03",), recommends=("04",), reading=("adabm", "edsr")),
+    Notebook("12", "Fine-tuning through the sampler", "ready", (
+        "write the default 2-step chain as a function of the weights and check that the training chain is the "
+        "package's sampler",
+        "compute the three loss terms and their gradients on a batch and say what the weight of the diffusion loss "
+        "trades",
+        "read the training curves and say which term the run improved and which it held",
+        "compare the fine-tuned and the shipped model at the same 2 steps on the held-out images, and say why the "
+        "fine-tuned one is not the default",
+        "place fine-tuning through the sampler beside ECDP's ODE fine-tuning, progressive and consistency "
+        "distillation and one-step SR (SinSR)",
+    ), requires=("02", "03"), recommends=("05",), reading=("ecdp", "draft", "distill", "consistency", "sinsr",
+                                                          "lpips")),
     Notebook("11", "Everything composed", "planned", (
         "compose allocation, early exit, feature reuse and adaptive bits in one run and say which lever pays",
     ), requires=("05", "06", "07", "08", "09", "10")),

@@ -72,3 +72,21 @@ def test_format_result_prints_every_section():
                    "Ablation: codebook", "MMACs", "NOT met"):
         assert needle in text, needle
     assert "adadiffsr" in BENCHMARKS
+
+
+def test_bench_context_loads_the_model_named_by_model(monkeypatch):
+    """``--model NAME`` (adadiffsr, reuse): the weights loaded; without it the package default; the parser has it."""
+    import argparse
+
+    from adasr import upscaling
+    from adasr.defaults import DEFAULT_MODEL
+
+    loaded: list[str] = []
+    monkeypatch.setattr(upscaling, "load_pretrained", lambda name=None, device=None: (loaded.append(name), name)[1])
+    monkeypatch.setattr(B, "bench_images", lambda crop, full: {"a": crop, "full": full})
+    p = argparse.ArgumentParser()
+    B.add_arguments(p)
+    for argv, want in (([], DEFAULT_MODEL), (["--model", "sr_x4_ft"], "sr_x4_ft")):
+        args = p.parse_args([*argv, "--precision", "fp32", "--quick"])
+        device, precision, model, images = B.bench_context(args)
+        assert model == want and loaded[-1] == want and precision == "fp32" and images == {"a": 256, "full": None}

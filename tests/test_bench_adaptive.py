@@ -576,13 +576,16 @@ def test_adaptive_end_to_end_on_two_families(monkeypatch, make_tiny_model, one_t
 
     small = {"camera": heldout_crops(32)["camera"]}
     monkeypatch.setattr(B, "_images", lambda crop: small)
-    monkeypatch.setattr(upscaling, "load_pretrained", lambda name=None, device=None: make_tiny_model())
+    loaded: list[str] = []
+    monkeypatch.setattr(upscaling, "load_pretrained",
+                        lambda name=None, device=None: (loaded.append(name), make_tiny_model())[1])
     presets = fake_presets_dict()
     monkeypatch.setattr(registry, "load_schedule_presets", lambda *a, **k: presets)
     cfg = AdaptiveConfig(n_max=3, n_min=1, normalize="image", epsilon=0.5, warmup=1, patience=1)
     lines: list[str] = []
     r = B.adaptive(config=cfg, schedules=["linspace", "balanced"], sweep=False, moon=False, precision="fp32",
-                   device="cpu", log=lines.append)
+                   device="cpu", log=lines.append, model_name="sr_x4_ft")
+    assert loaded == ["sr_x4_ft"] and r["model"] == "sr_x4_ft"          # --model: the weights sampled, recorded
     assert r["schedules"] == ["linspace", "balanced"] and r["primary_schedule"] == "linspace"
     assert set(r["families"]) == {"linspace", "balanced"} and "sweep" not in r and "moon" not in r
     for k in ("arms", "equal_budget_controls", "comparisons"):

@@ -35,8 +35,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..defaults import DEFAULT_OVERLAP, DEFAULT_TILE
-from .runner import Log, add_device_arguments, machine_info, no_log
+from ..defaults import DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_TILE
+from .runner import Log, add_device_arguments, add_model_argument, machine_info, no_log
 
 #: Targets of the issue (mean budgets between 3 and 10 steps; at two or more of them).
 TARGET_BUDGET_RANGE = (3.0, 10.0)
@@ -67,14 +67,15 @@ def bench_images(crop: int, full: str | None) -> dict[str, np.ndarray]:
 
 
 def bench_context(args: argparse.Namespace) -> tuple[torch.device, str, Any, dict[str, np.ndarray]]:
-    """(device, precision, the shipped sr_x4 on it, the images) of a bench over held-out images: ``--device``,
-    ``--precision``, ``--crop``, ``--full`` (skipped with ``--quick``)."""
+    """(device, precision, the model on it, the images) of a bench over held-out images: ``--device``,
+    ``--precision``, ``--model`` (default :data:`~adasr.defaults.DEFAULT_MODEL`), ``--crop``, ``--full`` (skipped
+    with ``--quick``)."""
     from ..runtime import resolve_precision
     from ..upscaling import load_pretrained
 
     device = torch.device(args.device or "cpu")
     precision = resolve_precision(args.precision, device)
-    model = load_pretrained("sr_x4", device=device)
+    model = load_pretrained(getattr(args, "model", None) or DEFAULT_MODEL, device=device)
     return device, precision, model, bench_images(args.crop, None if args.quick else (args.full or None))
 
 
@@ -194,6 +195,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="a small run: crops only, fewer N (for checks)")
     p.add_argument("--figure", default=None, metavar="PNG",
                    help="also draw the cost–quality figure (adasr.viz.adadiffsr.cost_quality_figure) to this file")
+    add_model_argument(p)
     add_device_arguments(p)
 
 
@@ -372,7 +374,10 @@ def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
     met = [r["arm"] for r in in_range if r["controls"]["meets_target"]]
     targets = {"points_in_range": [r["arm"] for r in in_range], "points_meeting_target": met,
                "met": len(met) >= TARGET_POINTS, "needed": TARGET_POINTS}
-    return {"benchmark": "adadiffsr", "command": "adasr bench adadiffsr" + (" --quick" if args.quick else ""),
+    model_name = getattr(args, "model", None)
+    command = "adasr bench adadiffsr" + (" --quick" if args.quick else "") + (f" --model {model_name}" if model_name
+                                                                              else "")
+    return {"benchmark": "adadiffsr", "model": model_name or DEFAULT_MODEL, "command": command,
             "machine": machine_info(device, precision), "seed": args.seed, "tile": tile, "overlap": overlap,
             "images": list(images), "crops": crops, "oracle": oracle, "seed_oracle": selection,
             "signal_cost": signal_cost,

@@ -46,7 +46,7 @@ from ..adaptive.policy import AdaptiveConfig, policy_for_model
 from ..config import ADASR_POLICIES as POLICIES
 from ..config import add_config_arguments, given_values
 from ..defaults import DEFAULT_OVERLAP, DEFAULT_SCHEDULE, DEFAULT_TILE
-from .runner import Log, add_device_arguments, machine_info, no_log
+from .runner import Log, add_device_arguments, add_model_argument, machine_info, no_log
 
 #: Targets of the AdaSR issue, against uniform DDIM at N_max.
 TARGET_EVAL_RATIO = 3.0
@@ -299,10 +299,12 @@ def moon_case(runner_factory, config: AdaptiveConfig, schedule: Any = "linspace"
 def adaptive(
     *, config: AdaptiveConfig | None = None, schedules: Sequence[Any] | None = None, seed: int = 0,
     device: str | None = None, precision: str | None = None, crop: int = 256, tile: int = DEFAULT_TILE,
-    overlap: int = DEFAULT_OVERLAP, sweep: bool = True, moon: bool = True, log: Log = no_log,
+    overlap: int = DEFAULT_OVERLAP, sweep: bool = True, moon: bool = True, model_name: str | None = None,
+    log: Log = no_log,
 ) -> dict[str, Any]:
     """Run the comparison (module docstring) for each family of ``schedules`` (default :data:`DEFAULT_FAMILIES`)
-    and return everything as a JSON-ready dict; ``log`` receives one line per measured arm. Computes only: the
+    with the registered weights ``model_name`` (default :data:`~adasr.defaults.DEFAULT_MODEL`; recorded as
+    ``result["model"]``) and return everything as a JSON-ready dict; ``log`` receives one line per measured arm. Computes only: the
     speed–quality figure of the result is :func:`adasr.viz.adaptive.plot_speed_quality` (``adasr bench adaptive
     --figure``; it draws the top-level ``sweep``, the primary family's)."""
     from ..runtime import resolve_device, resolve_precision
@@ -314,7 +316,10 @@ def adaptive(
     primary = primary_family(names)
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
-    model = load_pretrained(device=dev)
+    from ..defaults import DEFAULT_MODEL
+
+    model_name = model_name or DEFAULT_MODEL
+    model = load_pretrained(model_name, device=dev)
     calibrations: dict[str, Any] = {}
 
     def factory(images):
@@ -370,7 +375,7 @@ def adaptive(
                 f"{_same(blocks[f]['moon']['adasr'])}")
     p = blocks[primary]
     out: dict[str, Any] = {
-        "benchmark": "adaptive", "config": cfg.to_dict(), "seed": seed, "crop": crop, "tile": tile,
+        "benchmark": "adaptive", "model": model_name, "config": cfg.to_dict(), "seed": seed, "crop": crop, "tile": tile,
         "overlap": overlap, "device": str(dev), "precision": prec, "threads": torch.get_num_threads(),
         "schedules": names, "primary_schedule": primary,
         # the primary family under the keys of the results before the schedule families
@@ -534,6 +539,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-sweep", action="store_true", help="skip the speed–quality sweep")
     p.add_argument("--no-moon", action="store_true", help="skip the 512×512 Moon case")
     p.add_argument("--figure", metavar="PNG", default=None, help="write the speed–quality curve figure here")
+    add_model_argument(p)
     add_device_arguments(p)
 
 
@@ -547,7 +553,8 @@ def config_from_args(args: argparse.Namespace) -> AdaptiveConfig:
 
 def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
     return adaptive(config=config_from_args(args), schedules=args.schedules, seed=args.seed, device=args.device,
-                    precision=args.precision, sweep=not args.no_sweep, moon=not args.no_moon, log=log)
+                    precision=args.precision, sweep=not args.no_sweep, moon=not args.no_moon,
+                    model_name=getattr(args, "model", None), log=log)
 
 
 __all__ = ["DEFAULT_FAMILIES", "PRIMARY_FAMILY", "TARGET_EVAL_RATIO", "TARGET_LPIPS_LOSS", "TARGET_PSNR_LOSS_DB",

@@ -17,7 +17,9 @@ Arms, one run, same seed and tiling:
 from __future__ import annotations
 
 import argparse
-from typing import Any, Sequence
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -173,19 +175,37 @@ def regression_quality(name: str = "edsr_x4", crop: int = 256) -> dict[str, Any]
 
 
 #: the sampler arms :func:`compare_models` runs every model at by default: the package default (N and schedule of
-#: :mod:`adasr.defaults`, with the schedule's η) and DDIM-10 ``linspace`` (η 0), the textbook sampler
-COMPARE_ARMS: tuple[tuple[str, int | None, str], ...] = (("default", None, "default"), ("linspace-10", 10, "linspace"))
+#: :mod:`adasr.defaults`, with the schedule's η) and DDIM ``linspace`` (η 0) at 10 and 20 steps, the textbook samplers
+#: (does a model fine-tuned for the default chain still behave as a diffusion model on another schedule?)
+COMPARE_ARMS: tuple[tuple[str, int | None, str], ...] = (("default", None, "default"), ("linspace-10", 10, "linspace"),
+                                                         ("linspace-20", 20, "linspace"))
+
+
+def own_preset(path: str | Path, preset: str, n: int, *, model: str | None = None) -> dict[str, Any]:
+    """Preset ``preset`` at N = ``n`` ({"timesteps", "eta", "family", "params", "psnr_y", "lpips", …}) of a schedule
+    search written by ``python -m adasr.adaptive.schedule_opt --out FILE``; with ``model``, the file must record that
+    it searched those weights (``result["model"]``)."""
+    data = json.loads(Path(path).read_text())
+    if model is not None and data.get("model") not in (None, model):
+        raise ValueError(f"{path} is the schedule search of {data['model']!r}, not of {model!r}")
+    try:
+        return data["presets"][preset][str(n)]
+    except KeyError:
+        raise ValueError(f"{path} has no {preset} preset at N={n}") from None
 
 
 def compare_models(
     models: Sequence[str], *, arms: Sequence[tuple[str, int | None, str]] = COMPARE_ARMS,
     regression: str | None = "edsr_x4", crop: int = 256, full: str | None = "astronaut", seed: int = 0,
     device: str | None = None, precision: str | None = None, tile: int | None = None, overlap: int | None = None,
-    log: Log = no_log,
+    presets: Mapping[str, str | Path] | None = None, log: Log = no_log,
 ) -> dict[str, Any]:
     """Shipped diffusion weights side by side (``adasr bench quality --models A B …``): every model in ``models``
     at every sampler arm of ``arms`` — (label, N or None for :data:`~adasr.defaults.DEFAULT_STEPS`, schedule name,
-    ``"default"`` for :data:`~adasr.defaults.DEFAULT_SCHEDULE`) — beside bicubic and the regression CNN
+    ``"default"`` for :data:`~adasr.defaults.DEFAULT_SCHEDULE`) — and, for each model named in ``presets`` (model →
+    the JSON of ``python -m adasr.adaptive.schedule_opt --model NAME --out FILE``), at its own schedule search's
+    ``balanced`` preset of the default N (arm ``own-balanced-N``, :func:`own_preset`: the best schedule may move
+    when the weights change), beside bicubic and the regression CNN
     ``regression`` (one fp32 forward pass), on the held-out ``crop``² centre crops and the whole held-out image
     ``full`` (512²; None: crops only). One seed, one tiling, every arm on the same LR.
 
@@ -205,12 +225,20 @@ def compare_models(
     crops = list(heldout_crops(crop))
     nets = {m: load_pretrained(m, device=dev) for m in models}
     edsr = load_edsr(regression, device="cpu") if regression else None
-    plan = {f"{m} {label}": (m, DEFAULT_STEPS if n is None else n, DEFAULT_SCHEDULE if sched == "default" else sched)
-            for m in models for label, n, sched in arms}
-    first = images[crops[0]]
-    for net in nets.values():  # warm-up: kernels and the MAC table, outside every arm's seconds
-        upscale_tensor(downscale(to_tensor(first), 4), steps=1, schedule="linspace", model=net,
-                       device=dev, precision=prec, tile=tile, overlap=overlap)
+    plan: dict[str, tuple[str, int, Any, float | None]] = {}
+    for m in models:
+        for label, n, sched in arms:
+            plan[f"{m} {label}"] = (m, DEFAULT_STEPS if n is None else n,
+                                    DEFAULT_SCHEDULE if sched == "default" else sched, None)
+        if presets and m in presets:
+            point = own_preset(presets[m], "balanced", DEFAULT_STEPS, model=m)
+            plan[f"{m} own-balanced-{DEFAULT_STEPS}"] = (m, DEFAULT_STEPS, list(point["timesteps"]),
+                                                         float(point["eta"]))
+    sizes = {im.shape[:2]: im for im in images.values()}
+    for net in nets.values():  # warm-up at every image size: kernels and MAC tables, outside every arm's seconds
+        for im in sizes.values():
+            upscale_tensor(downscale(to_tensor(im), 4), steps=1, schedule="linspace", model=net,
+                           device=dev, precision=prec, tile=tile, overlap=overlap)
     described: dict[str, dict[str, Any]] = {}
     rows = []
     for name, hr in images.items():
@@ -219,8 +247,8 @@ def compare_models(
         if edsr is not None:
             with torch.no_grad():
                 outputs[regression] = (to_uint8(edsr.upscale(lr)), None)
-        for key, (m, n, sched) in plan.items():
-            sr, rep, _ = upscale_tensor(lr, steps=n, schedule=sched, seed=seed, model=nets[m], device=dev,
+        for key, (m, n, sched, eta) in plan.items():
+            sr, rep, _ = upscale_tensor(lr, steps=n, schedule=sched, eta=eta, seed=seed, model=nets[m], device=dev,
                                         precision=prec, tile=tile, overlap=overlap)
             outputs[key] = (to_uint8(sr), rep)
             described[key] = {"model": m, "steps": n, "schedule": rep.schedule, "eta": rep.eta}
@@ -237,6 +265,7 @@ def compare_models(
                 if all(m in r[k] for r in on_crops)} for k in keys}
     result: dict[str, Any] = {
         "benchmark": "quality-models", "models": list(models), "regression": regression,
+        "presets": {m: str(f) for m, f in (presets or {}).items()},
         "arms": {k: described[k] for k in plan}, "keys": keys, "crop": crop, "full": full, "seed": seed,
         "tile": tile, "overlap": overlap, "device": str(dev), "precision": prec, "images": rows, "mean": mean,
         "full_row": next((r for r in rows if r["image"] not in crops), None),
@@ -309,20 +338,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_sampler_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--models", nargs="+", default=None, metavar="NAME",
-                   help="compare these shipped diffusion weights instead (e.g. sr_x4 sr_x4_sparse15), each at the "
-                        "default sampler and at DDIM-10 linspace, beside bicubic and edsr_x4, on the held-out crops "
+                   help="compare these shipped diffusion weights instead (e.g. sr_x4 sr_x4_ft), each at the "
+                        "default sampler and at DDIM-10 and DDIM-20 linspace, beside bicubic and edsr_x4, on the held-out crops "
                         "and the whole --full image")
     p.add_argument("--full", default="astronaut", help="with --models: the whole held-out image also measured "
                    "('' for none)")
+    p.add_argument("--presets", nargs="+", default=[], metavar="MODEL=FILE",
+                   help="with --models: also run MODEL at the balanced preset of its own schedule search FILE "
+                        "(python -m adasr.adaptive.schedule_opt --model MODEL --out FILE)")
     add_device_arguments(p)
 
 
 def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
     if args.models:
         return compare_models(args.models, full=args.full or None, seed=args.seed, device=args.device,
-                              precision=args.precision, log=log)
+                              precision=args.precision, presets=parse_presets(args.presets, args.models), log=log)
     return quality(steps=args.steps, schedule=args.schedule, eta=args.eta, legacy=not args.no_legacy, seed=args.seed,
                    device=args.device, precision=args.precision, log=log)
+
+
+def parse_presets(specs: Sequence[str], models: Sequence[str]) -> dict[str, str]:
+    """``--presets MODEL=FILE …`` → {model: file}; each MODEL must be one of ``--models`` and each FILE exist."""
+    out: dict[str, str] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--presets takes MODEL=FILE, got {spec!r}")
+        if name not in models:
+            raise ValueError(f"--presets names {name!r}, which is not one of --models ({', '.join(models)})")
+        if not Path(path).is_file():
+            raise ValueError(f"--presets {spec}: {path} does not exist")
+        out[name] = path
+    return out
 
 
 def format_result(r: dict[str, Any]) -> str:
@@ -331,5 +378,5 @@ def format_result(r: dict[str, Any]) -> str:
 
 
 __all__ = ["COMPARE_ARMS", "METRICS", "TARGET_LPIPS", "TARGET_PSNR_GAIN_DB", "add_arguments", "arm_steps",
-           "compare_models", "format_compare", "format_quality", "score",
+           "compare_models", "format_compare", "format_quality", "own_preset", "parse_presets", "score",
            "format_result", "quality", "regression_quality", "run_args", "sampler_label"]

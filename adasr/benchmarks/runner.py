@@ -102,6 +102,15 @@ def add_device_arguments(p: argparse.ArgumentParser) -> None:
                    help="default: auto, or $ADASR_PRECISION when set")
 
 
+def add_model_argument(p: argparse.ArgumentParser) -> None:
+    """``--model NAME``: the registered diffusion weights a benchmark samples (default: the package's default model),
+    e.g. to repeat a chapter's comparison on a fine-tuned model (``sr_x4_ft``) without retuning it."""
+    from ..defaults import DEFAULT_MODEL
+
+    p.add_argument("--model", default=None, metavar="NAME",
+                   help=f"registered diffusion weights to sample (default: {DEFAULT_MODEL})")
+
+
 def add_sampler_arguments(p: argparse.ArgumentParser, arm: str = "new-default arm") -> None:
     """``--steps``, ``--schedule``, ``--eta`` of the benchmark's new-default ``arm`` and ``--no-legacy`` (skip the old
     default), for the benchmarks that time or score the default sampler against the old one (quality, speed)."""
