@@ -104,7 +104,7 @@ def test_upscale_help(capsys):
     code, out, _ = run_main(capsys, "upscale", "-h")
     assert code == 0
     for opt in ("-o OUT", "--steps", "--seed", "--device", "--precision", "--tile", "--overlap", "--report",
-                "--compare", "--quiet", "--model {sr_x4,edsr_x4,sr_x4_sparse15}", "--cache {none,encoder,deepcache}",
+                "--compare", "--quiet", "--model {sr_x4,sr_x4_ft,edsr_x4,sr_x4_sparse15}", "--cache {none,encoder,deepcache}",
                 "--cache-interval", "--key-steps", "--quant {none,int8,adabm}", "--eta"):
         assert opt in out
     assert "N, the most denoising steps any tile takes" in out and f"default: {DEFAULT_STEPS} for uniform" in out

@@ -178,6 +178,25 @@ def test_sparse_model_is_stored_sparse_and_loads_dense() -> None:
     assert e["config"] == entry("sr_x4")["config"]
 
 
+def test_finetuned_model_records_its_base_and_chain_and_differs_from_it() -> None:
+    """sr_x4_ft: sr_x4's architecture, fp16, its base recorded by sha256 (the shipped sr_x4), the chain it was trained
+    through, the training command; the weights moved from the base's, but not far (a fine-tune, not a new model)."""
+    from adasr.config import MODELS
+    from adasr.upscaling import load_pretrained
+
+    assert all(name in read_registry() for name in MODELS)  # every --model choice is a registered file
+    e = entry("sr_x4_ft")
+    assert e["config"] == entry("sr_x4")["config"] and e["dtype"] == "float16"
+    t = e["training"]
+    assert t["base"] == "sr_x4" and t["base_sha256"] == entry("sr_x4")["sha256"] and t["timesteps"] == [999, 20]
+    assert e["command"].split("adasr train ", 1)[1].startswith("--finetune-through-sampler")
+    base, ft = load_pretrained("sr_x4").unet.state_dict(), load_pretrained("sr_x4_ft").unet.state_dict()
+    assert base.keys() == ft.keys()
+    num = sum(float((ft[k] - base[k]).pow(2).sum()) for k in base if base[k].is_floating_point())
+    den = sum(float(base[k].pow(2).sum()) for k in base if base[k].is_floating_point())
+    assert 1e-6 < (num / den) ** 0.5 < 0.1
+
+
 # ------------------------------------------------------------------------------------- a damaged REGISTRY.json
 @pytest.mark.parametrize("text,message", [
     ("{not json", r"REGISTRY.json is not valid JSON \(Expecting property name enclosed in double quotes: line 1"),

@@ -112,7 +112,7 @@ def test_schedule_knob_lists_and_eta_in_the_report(make_tiny_model):
 # ------------------------------------------------------------------------------------------------------- errors
 @pytest.mark.parametrize("kwargs,message", [
     (dict(policy="fast"), "policy must be one of uniform, allocation, early-exit, adasr, adadiffsr, got 'fast'"),
-    (dict(model="edsr"), "model must be one of sr_x4, edsr_x4, sr_x4_sparse15 or a module, got 'edsr'"),
+    (dict(model="edsr"), "model must be one of sr_x4, sr_x4_ft, edsr_x4, sr_x4_sparse15 or a module, got 'edsr'"),
     (dict(quant="fp8"), "quant must be one of none, int8, adabm, got 'fp8'"),
     (dict(steps=0), "steps must be at least 1, got 0"),
     (dict(steps=2.5), "steps must be a whole number, got 2.5"),
