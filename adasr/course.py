@@ -216,7 +216,7 @@ COURSE: tuple[Notebook, ...] = (
         "compute b = b_base + b_I + b_L for a patch and a layer, and FAB for an image",
         "explain why AdaBM lost to fixed W4A4 on the moon (the flat image gets fewer bits)",
     ), requires=("03",), recommends=("04",), reading=("adabm", "edsr")),
-    Notebook("12", "Fine-tuning through the sampler", "ready", (
+    Notebook("12", "Sampler-aware fine-tuning", "ready", (
         "write the default 2-step chain as a function of the weights and check that the training chain is the "
         "package's sampler",
         "compute the three loss terms and their gradients on a batch and say what the weight of the diffusion loss "
@@ -273,7 +273,7 @@ def reduced_edges(course: tuple[Notebook, ...] = COURSE) -> list[tuple[str, str,
 
 
 #: the row of each chapter in the course-map figure (0 the main line, +1 above, −1 / −2 below): a drawing hint
-GRAPH_ROWS: dict[str, float] = {"90": 1.0, "08": -1.0, "09": -1.0, "10": -2.0}
+GRAPH_ROWS: dict[str, float] = {"90": 1.0, "08": -1.0, "09": -1.0, "10": -2.0, "12": -3.0}
 
 
 def depths(course: tuple[Notebook, ...] = COURSE) -> dict[str, int]:
