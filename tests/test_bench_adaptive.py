@@ -686,3 +686,34 @@ def test_compare_models_puts_models_arms_edsr_and_bicubic_in_one_table(monkeypat
     text = Q.format_result(r)
     assert "mean (crops)" in text and "b default" in text and text.count("\n") > 20
     json.dumps(r)  # what --json writes
+
+
+def test_compare_models_runs_a_model_at_its_own_schedule_search(monkeypatch, make_tiny_model, one_thread, tmp_path):
+    """``--presets MODEL=FILE``: that model also runs at FILE's balanced preset of the default N (its timesteps and
+    η), as arm ``own-balanced-N``; a file of another model, a missing preset or a bad spec is refused by name."""
+    import adasr.benchmarks.adadiffsr as A
+    from adasr import upscaling
+    from adasr.data import heldout_crops
+    from adasr.defaults import DEFAULT_STEPS
+
+    small = {n: c for n, c in list(heldout_crops(32).items())[:1]}
+    monkeypatch.setattr(Q, "heldout_crops", lambda crop: small)
+    monkeypatch.setattr(A, "bench_images", lambda crop, full: dict(small))
+    monkeypatch.setattr(upscaling, "load_pretrained", lambda name=None, device=None: make_tiny_model())
+    point = {"timesteps": [999, 10], "eta": 1.0, "family": "power", "params": {"t_end": 10, "rho": 1.0}}
+    search = tmp_path / "s.json"
+    search.write_text(json.dumps({"model": "b", "presets": {"balanced": {str(DEFAULT_STEPS): point}}}))
+    r = Q.compare_models(["a", "b"], arms=(("two", 2, "linspace"),), regression=None, full=None, precision="fp32",
+                         tile=16, overlap=4, presets=Q.parse_presets([f"b={search}"], ["a", "b"]))
+    own = f"b own-balanced-{DEFAULT_STEPS}"
+    assert r["keys"] == ["bicubic", "a two", "b two", own] and r["presets"] == {"b": str(search)}
+    assert r["arms"][own]["schedule"]["timesteps"] == [999, 10] and r["arms"][own]["eta"] == 1.0
+    assert Q.own_preset(search, "balanced", DEFAULT_STEPS, model="b") == point
+    with pytest.raises(ValueError, match="schedule search of 'b', not of 'a'"):
+        Q.own_preset(search, "balanced", DEFAULT_STEPS, model="a")
+    with pytest.raises(ValueError, match="no fidelity preset at N=2"):
+        Q.own_preset(search, "fidelity", 2)
+    for spec, message in (("b", "MODEL=FILE"), ("c=" + str(search), "not one of --models"),
+                          ("b=" + str(tmp_path / "none.json"), "does not exist")):
+        with pytest.raises(ValueError, match=message):
+            Q.parse_presets([spec], ["a", "b"])
