@@ -59,3 +59,21 @@ def fake_presets(monkeypatch):
     presets = fake_preset_schedules()
     monkeypatch.setattr(registry, "load_schedule_presets", lambda *a, **k: presets)
     return presets
+
+
+@pytest.fixture
+def signals_not_ignored():
+    """SIGINT, SIGTERM and SIGHUP with their default handlers while a test delivers them to this process, when the
+    runner was started ignoring them (``nohup`` ignores SIGHUP, a background shell SIGINT: adasr keeps a signal
+    its parent ignored ignored, by design); the runner's settings come back afterwards."""
+    import signal
+
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL,
+                signal.SIGHUP: signal.SIG_DFL}
+    before = {s: signal.getsignal(s) for s in defaults}
+    for s, handler in defaults.items():
+        if before[s] is signal.SIG_IGN:
+            signal.signal(s, handler)
+    yield
+    for s, handler in before.items():
+        signal.signal(s, handler)

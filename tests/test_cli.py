@@ -610,7 +610,8 @@ def test_signal_while_sampling_exits_with_one_clean_line_and_no_output(tmp_path,
     (signal.SIGINT, 130, "interrupted (no output file was written)"),
 ])
 def test_a_real_signal_during_the_write_leaves_the_old_output_and_no_part_file(capsys, tmp_path, monkeypatch,
-                                                                                 fake_upscaler, sig, code, message):
+                                                                                 fake_upscaler, sig, code, message,
+                                                                                 signals_not_ignored):
     """The signal is delivered to this process while the output's hidden ``*.part`` file is open: the handler
     raises where the write is, ``atomic_write`` removes the part file, the previous output stays, and afterwards
     the test runner's own handlers are back."""

@@ -20,7 +20,7 @@ def test_exit_statuses_are_128_plus_the_signal():
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
-def test_a_signal_inside_the_block_raises_terminated_and_handlers_come_back(sig):
+def test_a_signal_inside_the_block_raises_terminated_and_handlers_come_back(sig, signals_not_ignored):
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     with pytest.raises(Terminated) as info:
         with signals_interrupt():
