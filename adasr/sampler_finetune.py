@@ -92,7 +92,7 @@ from typing import Any
 
 import torch
 
-from .config import ConfigError, check_numbers
+from .config import MAX_SEED, PRECISIONS, ConfigError, check_numbers
 from .data import HELDOUT_IMAGES, TRAIN_IMAGES, CropSampler, make_pair
 from .defaults import DEFAULT_MODEL, DEFAULT_SCHEDULE, DEFAULT_STEPS
 from .diffusion.timesteps import get_schedule
@@ -143,14 +143,15 @@ class SamplerFinetuneConfig:
                              "warmup": 0, "checkpoint_every": 1, "log_every": 1, "seed": 0},
                       {"lr": (0.0, None), "min_lr_ratio": (0.0, 1.0), "w_lpips": (0.0, None), "w_l1": (0.0, None),
                        "w_diff": (0.0, None), "grad_clip": (0.0, None), "ema_decay": (0.0, 1.0)}, positive=("lr",))
-        if self.seed > 2**64 - 1:
-            raise ConfigError(f"{{f}} must be at most {2**64 - 1}, got {self.seed}", f="seed")
+        if self.seed > MAX_SEED:
+            raise ConfigError(f"{{f}} must be at most {MAX_SEED}, got {self.seed}", f="seed")
         if self.crop % 4:
             raise ConfigError(f"{{f}} must be a multiple of 4 (the ×4 scale), got {self.crop}", f="crop")
         if self.w_lpips == 0 and self.w_l1 == 0:
             raise ConfigError("{a} and {b} are both 0: nothing is trained through the sampler", a="w_lpips", b="w_l1")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ConfigError(f"{{f}} must be auto, fp32 or bf16, got {self.precision!r}", f="precision")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"{{f}} must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, got "
+                              f"{self.precision!r}", f="precision")
         if not isinstance(self.base, str) or not self.base:
             raise ConfigError(f"{{f}} must be the name of a shipped diffusion model, got {self.base!r}", f="base")
         if not self.images or any(n in HELDOUT_IMAGES for n in self.images):
@@ -273,7 +274,7 @@ def finetune_through_sampler(cfg: SamplerFinetuneConfig, out: str | Path, *, mod
     from tqdm.auto import tqdm
 
     from .imageio import atomic_write
-    from .train import ema_decay, exported_state, learning_rate, load_checkpoint, param_digest
+    from .train import ema_decay, exported_state, learning_rate, load_checkpoint, param_digest, update_ema
 
     out = Path(out)
     dev = resolve_device(device)
@@ -342,10 +343,7 @@ def finetune_through_sampler(cfg: SamplerFinetuneConfig, out: str | Path, *, mod
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(net.unet.parameters(), cfg.grad_clip)
             opt.step()
-            d = ema_decay(step, cfg)  # type: ignore[arg-type]
-            with torch.no_grad():
-                for pe, pm in zip(ema.unet.parameters(), net.unet.parameters()):
-                    pe.lerp_(pm, 1 - d)
+            update_ema(ema.unet, net.unet, ema_decay(step, cfg))  # type: ignore[arg-type]
             step += 1
             sums["loss"] += float(loss.detach())
             for k in TERMS:
@@ -379,7 +377,7 @@ def training_log(path: str | Path) -> dict[str, list[float]]:
     """The loss curves of a run folder ``path`` (its ``log.jsonl``): {"step", "loss", "lpips", "l1", "diff", "lr",
     "seconds"} as lists, one entry per logged step; "seconds" is wall clock since the first start (each resume's
     clock continues from the last logged time). Empty lists for a run that has not logged yet."""
-    keys = ("step", "loss", "lpips", "l1", "diff", "lr", "seconds")
+    keys = ("step", "loss", *TERMS, "lr", "seconds")
     out: dict[str, list[float]] = {k: [] for k in keys}
     p = Path(path) / "log.jsonl"
     if not p.exists():
@@ -419,7 +417,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     for name in _OPTION_FIELDS:
         default = getattr(d, name)
         kind = type(default)
-        extra: dict[str, Any] = {"choices": ("auto", "fp32", "bf16")} if name == "precision" else {}
+        extra: dict[str, Any] = {"choices": PRECISIONS} if name == "precision" else {}
         p.add_argument(_flag(name), type=kind, default=default, help=f"default {default}", **extra)
     p.add_argument("--device", default=None)
     p.add_argument("--max-seconds", type=float, default=None, help="stop (and checkpoint) after this wall time")

@@ -106,6 +106,14 @@ def ema_decay(step: int, cfg: TrainConfig) -> float:
     return min(cfg.ema_decay, (1 + step) / (10 + step))
 
 
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """θ_ema ← decay·θ_ema + (1 − decay)·θ, parameter by parameter (``ema`` and ``model`` of one architecture), in
+    place and without autograd: the one EMA update of every training loop (train, PFJ, sampler fine-tuning)."""
+    with torch.no_grad():
+        for pe, pm in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(pm, 1 - decay)
+
+
 def build_model(config: ModelConfig) -> SRDiffusion | EDSR:
     """The module a model configuration describes (both expose ``training_loss(hr, generator, net)``)."""
     if isinstance(config, EDSRConfig):
@@ -261,10 +269,7 @@ def train(
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         record = sparse.step(step + 1) if sparse is not None else None
-        d = ema_decay(step, cfg)
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - d)
+        update_ema(ema, model, ema_decay(step, cfg))
         if sparse is not None:
             sparse.apply_mask(ema.unet)  # the EMA keeps exactly the current mask (pruned weights leave it at once)
         step += 1

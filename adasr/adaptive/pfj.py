@@ -398,7 +398,7 @@ def finetune(model, arm: Arm, config: PFJFinetuneConfig | None = None, *, out: s
     checkpoint after this wall time (the report then has ``finished`` False).
     """
     from ..runtime import autocast, channels_last_preferred, resolve_device, resolve_precision
-    from ..train import ema_decay, learning_rate
+    from ..train import ema_decay, learning_rate, update_ema
 
     if arm not in ARMS:
         raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
@@ -503,10 +503,7 @@ def finetune(model, arm: Arm, config: PFJFinetuneConfig | None = None, *, out: s
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
-        d = ema_decay(step, cfg)  # type: ignore[arg-type]
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), net.parameters()):
-                pe.lerp_(pm, 1 - d)
+        update_ema(ema, net, ema_decay(step, cfg))  # type: ignore[arg-type]
         step += 1
         lv = float(loss.detach())
         losses.append(lv)

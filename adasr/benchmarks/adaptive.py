@@ -45,7 +45,7 @@ from ..adaptive.equal_budget import equal_budget
 from ..adaptive.policy import AdaptiveConfig, policy_for_model
 from ..config import ADASR_POLICIES as POLICIES
 from ..config import add_config_arguments, given_values
-from ..defaults import DEFAULT_OVERLAP, DEFAULT_SCHEDULE, DEFAULT_TILE
+from ..defaults import DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_SCHEDULE, DEFAULT_TILE
 from .runner import Log, add_device_arguments, add_model_argument, machine_info, no_log
 
 #: Targets of the AdaSR issue, against uniform DDIM at N_max.
@@ -316,8 +316,6 @@ def adaptive(
     primary = primary_family(names)
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
-    from ..defaults import DEFAULT_MODEL
-
     model_name = model_name or DEFAULT_MODEL
     model = load_pretrained(model_name, device=dev)
     calibrations: dict[str, Any] = {}
@@ -554,7 +552,7 @@ def config_from_args(args: argparse.Namespace) -> AdaptiveConfig:
 def run_args(args: argparse.Namespace, log: Log = no_log) -> dict[str, Any]:
     return adaptive(config=config_from_args(args), schedules=args.schedules, seed=args.seed, device=args.device,
                     precision=args.precision, sweep=not args.no_sweep, moon=not args.no_moon,
-                    model_name=getattr(args, "model", None), log=log)
+                    model_name=args.model, log=log)
 
 
 __all__ = ["DEFAULT_FAMILIES", "PRIMARY_FAMILY", "TARGET_EVAL_RATIO", "TARGET_LPIPS_LOSS", "TARGET_PSNR_LOSS_DB",
